@@ -1,0 +1,1 @@
+"""HTTP layer: parses requests, calls the domain, serializes ODK-X entities."""

@@ -1,0 +1,114 @@
+"""Authentication (Basic only, after a challenge) and the URL-level role rules (§5.17.1, D2).
+
+Each handler declares what it needs with `@requires(...)`; the middleware resolves the caller,
+answers 401 with the Basic challenge when credentials are missing or wrong (or the anonymous
+user lacks the role), 403 text/plain when a known user lacks it, then checks the appId (412).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from enum import Enum
+from typing import TypeVar
+
+from aiohttp import web
+
+from sync_endpoint.api.middleware import Handler
+from sync_endpoint.appkeys import PRINCIPAL, services_key
+from sync_endpoint.core import roles
+from sync_endpoint.core.models import Principal
+from sync_endpoint.errors import AppNameMismatch, AuthenticationRequired, PermissionDenied
+
+ANONYMOUS_LOGIN = "anonymousUser"
+
+
+class Need(Enum):
+    PUBLIC = "public"  # health checks: no authentication at all
+    USER = roles.USER  # the app name list
+    AUTHENTICATED = "authenticated"  # privilegesInfo, usersInfo: ROLE_USER and not anonymous
+    SYNC = roles.SYNC
+    ADMIN = roles.ADMIN
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def requires(need: Need) -> Callable[[F], F]:
+    def mark(handler: F) -> F:
+        handler.__odk_need__ = need  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def need_of(handler: object) -> Need:
+    need = getattr(handler, "__odk_need__", Need.PUBLIC)
+    assert isinstance(need, Need)
+    return need
+
+
+def basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    """(login, password) from a Basic header; any other scheme counts as none (§2.1)."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic" or not token.strip():
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthenticationRequired("Malformed Basic credentials") from None
+    login, sep, password = decoded.partition(":")
+    if not sep or not login:
+        raise AuthenticationRequired("Malformed Basic credentials")
+    return login, password
+
+
+def anonymous(anonymous_sync: bool) -> Principal:
+    return Principal(
+        login=ANONYMOUS_LOGIN,
+        user_id="anonymous",
+        full_name="Anonymous Access",
+        authorities=roles.anonymous_authorities(anonymous_sync),
+        anonymous=True,
+    )
+
+
+async def resolve_principal(request: web.Request) -> Principal:
+    services = request.app[services_key]
+    credentials = basic_credentials(request)
+    if credentials is None:
+        return anonymous(services.settings.anonymous_sync)
+    principal = await services.identity.authenticate(*credentials)
+    if principal is None:
+        raise AuthenticationRequired("Invalid user name or password")
+    return principal
+
+
+def authorize(principal: Principal, need: Need) -> None:
+    if need is Need.PUBLIC:
+        return
+    if need is Need.AUTHENTICATED:
+        allowed = not principal.anonymous and principal.has(roles.USER)
+    else:
+        allowed = principal.has(need.value)
+    if allowed:
+        return
+    if principal.anonymous:
+        raise AuthenticationRequired("Authentication required")
+    raise PermissionDenied(f"Access denied: this requires {need.value}")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    need = need_of(request.match_info.handler)
+    if need is Need.PUBLIC:
+        return await handler(request)
+    principal = await resolve_principal(request)
+    authorize(principal, need)
+    request[PRINCIPAL] = principal
+    app_id = request.match_info.get("appId")
+    if app_id is not None and app_id not in request.app[services_key].settings.app_ids:
+        raise AppNameMismatch(f"AppName ({app_id}) differs")
+    return await handler(request)

@@ -1,0 +1,31 @@
+"""Typed keys for application and request state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sync_endpoint.core.models import Principal
+from sync_endpoint.core.ports import IdentityProvider, Storage
+from sync_endpoint.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """What handlers need, wired once in create_app (no getters, no globals)."""
+
+    settings: Settings
+    storage: Storage
+    identity: IdentityProvider
+
+
+settings_key = web.AppKey("settings", Settings)
+services_key = web.AppKey("services", Services)
+PRINCIPAL = "sync_endpoint.principal"
+REQUEST_ID = "sync_endpoint.request_id"
+
+
+def principal_of(request: web.Request) -> Principal:
+    principal: Principal = request[PRINCIPAL]
+    return principal

@@ -1,0 +1,327 @@
+"""All settings in one frozen object, loaded once from the environment and an env file.
+
+Precedence: process environment > env file > default. Every key is `SYNC_<NAME>`; secrets may
+instead be given as `SYNC_<NAME>_FILE` (a path, e.g. a Docker secret). Unknown `SYNC_*` keys and
+invalid values fail at start-up with a message naming the key, so a typo never goes unnoticed.
+This is the only module that reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sync_endpoint.errors import ConfigError
+
+PREFIX = "SYNC_"
+
+
+class Secret:
+    """A string that never shows itself in logs, reprs or `check-config` output."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective configuration. Field docs are mirrored in config/sync.env.example."""
+
+    data_dir: Path = Path("data")
+    database_url: Secret = field(default_factory=lambda: Secret(""))
+    host: str = "127.0.0.1"
+    port: int = 8080
+    app_ids: tuple[str, ...] = ("default",)
+    public_base_url: str = ""
+    trusted_proxies: tuple[Network, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"),
+        ipaddress.ip_network("::1/128"),
+    )
+    realm: str = "opendatakit.org ODK Sync Endpoint"
+    identity_backend: str = "file"
+    directory_file: Path | None = None
+    group_prefix: str = "default_prefix"
+    base_dn: str = "dc=example,dc=org"
+    credential_cache_seconds: int = 60
+    anonymous_sync: bool = False
+    row_access: str = "server"
+    fetch_limit_default: int = 2000
+    fetch_limit_max: int = 10000
+    lock_timeout_seconds: float = 30.0
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_json_bytes: int = 32 * 1024 * 1024
+    blob_store: str = "database"
+    blob_dir: Path | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
+    admin_user: str = "admin"
+    admin_password: Secret = field(default_factory=lambda: Secret(""))
+
+    @property
+    def effective_database_url(self) -> str:
+        """The SQLAlchemy URL: the configured one, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url.get()
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'sync.sqlite3').resolve()}"
+
+    @property
+    def effective_directory_file(self) -> Path:
+        return self.directory_file or self.data_dir / "directory.ldif"
+
+    @property
+    def effective_blob_dir(self) -> Path:
+        return self.blob_dir or self.data_dir / "blobs"
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+def _bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str, str], int]:
+    def parse(key: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{key}: expected a whole number, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            raise ConfigError(f"{key}: must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _float_positive(key: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{key}: expected a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{key}: must be > 0, got {raw!r}")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(key: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ConfigError(f"{key}: must be one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _str(key: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _path(key: str, raw: str) -> Path | None:
+    return Path(raw.strip()) if raw.strip() else None
+
+
+def _secret(key: str, raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def _app_ids(key: str, raw: str) -> tuple[str, ...]:
+    ids = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not ids:
+        raise ConfigError(f"{key}: at least one app id is required")
+    for app_id in ids:
+        if "/" in app_id or len(app_id) > 100:
+            raise ConfigError(f"{key}: invalid app id {app_id!r}")
+    return ids
+
+
+def _networks(key: str, raw: str) -> tuple[Network, ...]:
+    nets = []
+    for part in raw.split(","):
+        if part.strip():
+            try:
+                nets.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"{key}: not an IP address or network: {part.strip()!r}"
+                ) from None
+    return tuple(nets)
+
+
+def _base_url(key: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{key}: expected an absolute http(s) URL without query, got {raw!r}")
+    return value
+
+
+def _log_level(key: str, raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{key}: must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return value
+
+
+def _database_url(key: str, raw: str) -> Secret:
+    value = raw.strip()
+    if value and not value.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+        raise ConfigError(
+            f"{key}: expected a URL starting with sqlite+aiosqlite:// or postgresql+psycopg://"
+        )
+    return Secret(value)
+
+
+_PARSERS: dict[str, Callable[[str, str], Any]] = {
+    "data_dir": lambda key, raw: Path(raw.strip() or "data"),
+    "database_url": _database_url,
+    "host": _str,
+    "port": _int(0, 65535),
+    "app_ids": _app_ids,
+    "public_base_url": _base_url,
+    "trusted_proxies": _networks,
+    "realm": _str,
+    "identity_backend": _choice("file"),
+    "directory_file": _path,
+    "group_prefix": _str,
+    "base_dn": _str,
+    "credential_cache_seconds": _int(0, 3600),
+    "anonymous_sync": _bool,
+    "row_access": _choice("server", "device"),
+    "fetch_limit_default": _int(1),
+    "fetch_limit_max": _int(1),
+    "lock_timeout_seconds": _float_positive,
+    "max_request_bytes": _int(1024),
+    "max_json_bytes": _int(1024),
+    "blob_store": _choice("database", "filesystem"),
+    "blob_dir": _path,
+    "log_level": _log_level,
+    "log_format": _choice("text", "json"),
+    "admin_user": _str,
+    "admin_password": _secret,
+}
+
+SECRET_FIELDS = frozenset({"database_url", "admin_password"})
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a `KEY=VALUE` file (comments, blank lines, optional quotes, optional `export`)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read env file {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :].strip()
+        key, sep, value = stripped.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> Settings:
+    """Build Settings from env (default: os.environ) and an optional env file.
+
+    `SYNC_ENV_FILE` in the environment names the env file when `env_file` is not given.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if env_file is None and env.get("SYNC_ENV_FILE"):
+        env_file = Path(env["SYNC_ENV_FILE"])
+    merged: dict[str, str] = {}
+    if env_file is not None:
+        merged.update(read_env_file(env_file))
+    merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+    merged.pop("SYNC_ENV_FILE", None)
+
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, raw in merged.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name.endswith("_file") and name[: -len("_file")] in SECRET_FIELDS:
+            base = name[: -len("_file")]
+            if f"{PREFIX}{base.upper()}" in merged:
+                raise ConfigError(f"set either {PREFIX}{base.upper()} or {key}, not both")
+            try:
+                raw = Path(raw).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{key}: cannot read {raw}: {exc.strerror}") from None
+            name, key = base, f"{PREFIX}{base.upper()}"
+        if name not in known:
+            raise ConfigError(f"unknown setting {key} (see config/sync.env.example)")
+        values[name] = _PARSERS[name](key, raw)
+    settings = Settings(**values)
+    if settings.fetch_limit_default > settings.fetch_limit_max:
+        raise ConfigError("SYNC_FETCH_LIMIT_DEFAULT must not exceed SYNC_FETCH_LIMIT_MAX")
+    return settings
+
+
+def describe(settings: Settings) -> list[tuple[str, str]]:
+    """Effective settings as (KEY, printable value) pairs, secrets masked."""
+    rows: list[tuple[str, str]] = []
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Secret):
+            shown = "********" if value else "(not set)"
+        elif isinstance(value, tuple):
+            shown = ",".join(str(v) for v in value)
+        elif value is None:
+            shown = "(default)"
+        else:
+            shown = str(value)
+        rows.append((PREFIX + f.name.upper(), shown))
+    rows.append(("(database)", _mask_url(settings.effective_database_url)))
+    rows.append(("(directory file)", str(settings.effective_directory_file)))
+    return rows
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
+        return url.replace(parts.netloc, netloc)
+    return url

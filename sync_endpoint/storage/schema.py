@@ -1,0 +1,142 @@
+"""The static schema (DECISIONS D5): ODK-X tables are data, not DDL.
+
+Identical on PostgreSQL and SQLite; Alembic migrations in storage/migrations create it.
+Row values live as JSON text ({elementKey: string|null}) exactly as received.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY auto-increments.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+ETag = String(80)
+Id = String(255)
+
+
+def _table_fk() -> Column[int]:
+    return Column(
+        "table_pk", BigId, ForeignKey("sync_tables.pk", ondelete="CASCADE"), nullable=False
+    )
+
+
+def _row_columns() -> list[Column[object]]:
+    """Metadata and values shared by the current-row store and the revision log."""
+    return [
+        Column("row_etag", ETag, nullable=False),
+        Column("data_etag_at_modification", ETag),
+        Column("deleted", Boolean, nullable=False),
+        Column("create_user", Text),
+        Column("last_update_user", Text),
+        Column("form_id", Text),
+        Column("locale", Text),
+        Column("savepoint_type", Text),
+        Column("savepoint_timestamp", Text),
+        Column("savepoint_creator", Text),
+        Column("default_access", String(16), nullable=False),
+        Column("row_owner", Text),
+        Column("group_read_only", Text),
+        Column("group_modify", Text),
+        Column("group_privileged", Text),
+        Column("values_json", Text, nullable=False),
+    ]
+
+
+sync_tables = Table(
+    "sync_tables",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("app_id", String(100), nullable=False),
+    Column("table_id", Id, nullable=False),
+    Column("schema_etag", ETag, nullable=False),
+    Column("data_etag", ETag),
+    Column("columns_json", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("app_id", "table_id"),
+)
+
+sync_rows = Table(
+    "sync_rows",
+    metadata,
+    _table_fk(),
+    Column("row_id", Id, nullable=False),
+    *_row_columns(),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    PrimaryKeyConstraint("table_pk", "row_id"),
+    Index(None, "table_pk", "first_seq"),
+    Index(None, "table_pk", "last_seq"),
+    Index(None, "table_pk", "data_etag_at_modification"),
+)
+
+sync_revisions = Table(
+    "sync_revisions",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    _table_fk(),
+    Column("row_id", Id, nullable=False),
+    Column("previous_row_etag", ETag),
+    *_row_columns(),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index(None, "table_pk", "seq"),
+    Index(None, "table_pk", "data_etag_at_modification"),
+)
+
+sync_change_sets = Table(
+    "sync_change_sets",
+    metadata,
+    _table_fk(),
+    Column("data_etag", ETag, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("table_pk", "data_etag"),
+    Index(None, "table_pk", "last_seq"),
+)
+
+sync_table_acls = Table(
+    "sync_table_acls",
+    metadata,
+    _table_fk(),
+    Column("scope_type", String(16), nullable=False),
+    # '' stands for the null scope value of DEFAULT (NULLs never collide in a primary key).
+    Column("scope_value", Id, nullable=False),
+    Column("role", String(64), nullable=False),
+    PrimaryKeyConstraint("table_pk", "scope_type", "scope_value"),
+)
+
+sync_installation_log = Table(
+    "sync_installation_log",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("installation_id", String(255), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("table_id", Id),
+    Column("detail", Text),
+)

@@ -1,0 +1,1 @@
+"""External processes (PostgreSQL, the server, the device simulator) that tests drive."""
