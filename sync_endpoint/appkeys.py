@@ -22,10 +22,9 @@ class Services:
 
 settings_key = web.AppKey("settings", Settings)
 services_key = web.AppKey("services", Services)
-PRINCIPAL = "sync_endpoint.principal"
-REQUEST_ID = "sync_endpoint.request_id"
+PRINCIPAL = web.RequestKey("principal", Principal)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 def principal_of(request: web.Request) -> Principal:
-    principal: Principal = request[PRINCIPAL]
-    return principal
+    return request[PRINCIPAL]
