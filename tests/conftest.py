@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,8 +175,9 @@ def settings(tmp_path: Path, database_url: str, settings_overrides: dict[str, An
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
-    yield await aiohttp_client(create_app(settings))
+async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    result: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
+    return result
 
 
 @pytest.fixture

@@ -14,20 +14,30 @@ from aiohttp.test_utils import TestClient
 
 ODK = {"X-OpenDataKit-Version": "2.0"}
 
+
+def column(key: str, kind: str, name: str | None = None, children: str = "[]") -> dict[str, Any]:
+    return {
+        "elementKey": key,
+        "elementName": name or key,
+        "elementType": kind,
+        "listChildElementKeys": children,
+    }
+
+
 CENSUS_COLUMNS = [
-    {"elementKey": "age", "elementName": "age", "elementType": "integer", "listChildElementKeys": "[]"},
-    {
-        "elementKey": "location",
-        "elementName": "location",
-        "elementType": "geopoint",
-        "listChildElementKeys": '["location_accuracy","location_altitude","location_latitude","location_longitude"]',
-    },
-    {"elementKey": "location_accuracy", "elementName": "accuracy", "elementType": "number", "listChildElementKeys": "[]"},
-    {"elementKey": "location_altitude", "elementName": "altitude", "elementType": "number", "listChildElementKeys": "[]"},
-    {"elementKey": "location_latitude", "elementName": "latitude", "elementType": "number", "listChildElementKeys": "[]"},
-    {"elementKey": "location_longitude", "elementName": "longitude", "elementType": "number", "listChildElementKeys": "[]"},
-    {"elementKey": "name", "elementName": "name", "elementType": "string", "listChildElementKeys": "[]"},
-]  # fmt: skip
+    column("age", "integer"),
+    column(
+        "location",
+        "geopoint",
+        children='["location_accuracy","location_altitude","location_latitude",'
+        '"location_longitude"]',
+    ),
+    column("location_accuracy", "number", "accuracy"),
+    column("location_altitude", "number", "altitude"),
+    column("location_latitude", "number", "latitude"),
+    column("location_longitude", "number", "longitude"),
+    column("name", "string"),
+]
 
 CENSUS_RETAINED = [
     "age",
