@@ -12,7 +12,7 @@ from sync_endpoint.api.routes import setup_routes
 from sync_endpoint.appkeys import Services, services_key, settings_key
 from sync_endpoint.identity import open_identity_provider
 from sync_endpoint.settings import Settings
-from sync_endpoint.storage import open_storage
+from sync_endpoint.storage import open_file_store, open_storage
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -33,7 +33,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     storage = open_storage(settings)
     identity = open_identity_provider(settings)
-    app[services_key] = Services(settings=settings, storage=storage, identity=identity)
+    files = open_file_store(settings, storage)
+    app[services_key] = Services(settings=settings, storage=storage, identity=identity, files=files)
     try:
         yield
     finally:

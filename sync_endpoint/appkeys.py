@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from sync_endpoint.core.models import Principal
-from sync_endpoint.core.ports import IdentityProvider, Storage
+from sync_endpoint.core.ports import FileStore, IdentityProvider, Storage
 from sync_endpoint.settings import Settings
 
 
@@ -18,6 +18,7 @@ class Services:
     settings: Settings
     storage: Storage
     identity: IdentityProvider
+    files: FileStore
 
 
 settings_key = web.AppKey("settings", Settings)

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from sync_endpoint.appkeys import Services, principal_of, services_key
 from sync_endpoint.core.access import RowAccessPolicy
+from sync_endpoint.core.files import listed, manifest_etag_of
 from sync_endpoint.core.models import TableEntry
 from sync_endpoint.core.tables import require_schema, require_table
 
@@ -41,6 +42,5 @@ def installation_id(request: web.Request) -> str | None:
 
 async def manifest_etag(request: web.Request, app_id: str, table_id: str | None) -> str:
     """The client-version-2 manifest ETag of the app level (None) or a table (quirk 8.8)."""
-    from sync_endpoint.core.manifest import EMPTY_MANIFEST_ETAG
-
-    return EMPTY_MANIFEST_ETAG
+    files = await services(request).files.list_files(app_id, "2", table_id)
+    return manifest_etag_of(listed(files))

@@ -104,7 +104,7 @@ async def delete_table(request: web.Request) -> web.Response:
     """DELETE /odktables/{appId}/tables/{tableId}/ref/{schemaETag}"""
     table = await live_table(request)
     svc = services(request)
-    await svc.storage.delete_table(table)
+    await svc.files.discard_refs(await svc.storage.delete_table(table))
     installation = installation_id(request)
     if installation:
         await svc.storage.log_interaction(

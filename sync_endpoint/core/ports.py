@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from sync_endpoint.core.files import StoredFile
 from sync_endpoint.core.models import (
     Column,
     Page,
@@ -59,8 +60,9 @@ class Storage(Protocol):
         """Create the table unless it exists; returns (entry, created). Takes the table lock."""
         ...
 
-    async def delete_table(self, table: TableEntry) -> None:
-        """Drop this incarnation with rows, history, ACLs, files and attachments."""
+    async def delete_table(self, table: TableEntry) -> list[str]:
+        """Drop this incarnation with rows, history, ACLs, table-level files of every client
+        version and row attachments (§5.12); returns the blob refs to discard afterwards."""
         ...
 
     def row_writer(self, table: TableEntry) -> AbstractAsyncContextManager[RowWriter]:
@@ -147,3 +149,49 @@ class IdentityProvider(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class FileStore(Protocol):
+    """Config files and row attachments: metadata plus streamed blob bodies.
+
+    No method takes a table lock (D6): file traffic never blocks row pushes.
+    """
+
+    async def write_blob(
+        self, chunks: AsyncIterable[bytes], limit: int, content_type: str, path: str
+    ) -> StoredFile:
+        """Stream bytes into the blob store (md5 and length computed on the way); the result is
+        not yet referenced by anything. PayloadTooLarge beyond `limit`, nothing kept."""
+        ...
+
+    def read(self, file: StoredFile) -> AsyncIterator[bytes]: ...
+
+    async def discard(self, file: StoredFile) -> None: ...
+
+    async def discard_refs(self, refs: list[str]) -> None: ...
+
+    async def get_file(self, app_id: str, version: str, path: str) -> StoredFile | None: ...
+
+    async def put_file(
+        self, app_id: str, version: str, table_id: str | None, file: StoredFile
+    ) -> bool:
+        """Store or replace a config file; True when the path was new."""
+        ...
+
+    async def delete_file(self, app_id: str, version: str, path: str) -> bool: ...
+
+    async def list_files(
+        self, app_id: str, version: str, table_id: str | None
+    ) -> list[StoredFile]: ...
+
+    async def client_versions(self, app_id: str) -> list[str]: ...
+
+    async def get_attachment(
+        self, table: TableEntry, row_id: str, path: str
+    ) -> StoredFile | None: ...
+
+    async def add_attachment(self, table: TableEntry, row_id: str, file: StoredFile) -> None:
+        """Store once; identical bytes again are a no-op, different bytes a 400 (D11)."""
+        ...
+
+    async def list_attachments(self, table: TableEntry, row_id: str) -> list[StoredFile]: ...

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -139,4 +140,58 @@ sync_installation_log = Table(
     Column("kind", String(32), nullable=False),
     Column("table_id", Id),
     Column("detail", Text),
+)
+
+# -- files and attachments (migration 0002) --------------------------------------------------
+
+#: Blob bodies kept in the database (the default store), in chunks so they stream both ways.
+sync_blobs = Table(
+    "sync_blobs",
+    metadata,
+    Column("pk", BigId, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sync_blob_chunks = Table(
+    "sync_blob_chunks",
+    metadata,
+    Column("blob_pk", BigId, ForeignKey("sync_blobs.pk", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("blob_pk", "position"),
+)
+
+
+def _file_columns() -> list[Column[object]]:
+    return [
+        Column("content_type", Text, nullable=False),
+        Column("length", BigInteger, nullable=False),
+        Column("md5", String(40), nullable=False),
+        Column("blob_ref", String(100), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+#: App-level and table-level config files, per client version (`table_id` '' = app level).
+sync_files = Table(
+    "sync_files",
+    metadata,
+    Column("app_id", String(100), nullable=False),
+    Column("client_version", String(32), nullable=False),
+    Column("path", String(1024), nullable=False),
+    Column("table_id", Id, nullable=False),
+    *_file_columns(),
+    PrimaryKeyConstraint("app_id", "client_version", "path"),
+    Index(None, "app_id", "table_id"),
+)
+
+#: Row attachments: immutable once stored (D11); kept when the row is deleted (§5.14.1).
+sync_attachments = Table(
+    "sync_attachments",
+    metadata,
+    _table_fk(),
+    Column("row_id", Id, nullable=False),
+    Column("path", String(1024), nullable=False),
+    *_file_columns(),
+    PrimaryKeyConstraint("table_pk", "row_id", "path"),
 )

@@ -24,7 +24,9 @@ from sync_endpoint.storage.codec import (
 )
 from sync_endpoint.storage.engines import Database
 from sync_endpoint.storage.schema import (
+    sync_attachments,
     sync_change_sets,
+    sync_files,
     sync_installation_log,
     sync_revisions,
     sync_rows,
@@ -230,11 +232,33 @@ class SqlStorage:
             True,
         )
 
-    async def delete_table(self, table: TableEntry) -> None:
+    async def delete_table(self, table: TableEntry) -> list[str]:
+        refs: list[str] = []
         async with self.db.write(lock=(table.app_id, table.table_id)) as conn:
-            for child in (sync_revisions, sync_rows, sync_change_sets, sync_table_acls):
+            files_where = [
+                sync_files.c.app_id == table.app_id,
+                sync_files.c.table_id == table.table_id,
+            ]
+            refs += [
+                r[0] for r in await conn.execute(select(sync_files.c.blob_ref).where(*files_where))
+            ]
+            await conn.execute(delete(sync_files).where(*files_where))
+            attachments = sync_attachments.c.table_pk == table.pk
+            refs += [
+                r[0]
+                for r in await conn.execute(select(sync_attachments.c.blob_ref).where(attachments))
+            ]
+            children = (
+                sync_attachments,
+                sync_revisions,
+                sync_rows,
+                sync_change_sets,
+                sync_table_acls,
+            )
+            for child in children:
                 await conn.execute(delete(child).where(child.c.table_pk == table.pk))
             await conn.execute(delete(sync_tables).where(sync_tables.c.pk == table.pk))
+        return refs
 
     # -- rows ------------------------------------------------------------------------------
 
