@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from sync_endpoint.errors import ConfigError
 
 PREFIX = "SYNC_"
+TEST_PREFIX = "SYNC_TEST_"
 
 
 class Secret:
@@ -184,6 +186,8 @@ def _base_url(key: str, raw: str) -> str:
     if not value:
         return ""
     parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{key}: must not contain a user name or password")
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"{key}: expected an absolute http(s) URL without query, got {raw!r}")
     return value
@@ -275,6 +279,8 @@ def load_settings(
         merged.update(read_env_file(env_file))
     merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
     merged.pop("SYNC_ENV_FILE", None)
+    for key in [k for k in merged if k.startswith(TEST_PREFIX)]:
+        del merged[key]  # reserved for the test suite (SYNC_TEST_DATABASE_URL, …)
 
     known = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
@@ -320,8 +326,11 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
 
 
 def _mask_url(url: str) -> str:
+    """Hide a password in the user info and in a `password=` query parameter."""
     parts = urlsplit(url)
     if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-        return url.replace(parts.netloc, netloc)
+        url = url.replace(f":{parts.password}@", ":********@", 1)
+    if parts.query:
+        masked = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2********", parts.query)
+        url = url.replace("?" + parts.query, "?" + masked, 1)
     return url

@@ -6,8 +6,9 @@ identical bytes again succeed, different bytes under the same name are a 400.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.multipart import parse_content_disposition
@@ -86,6 +87,23 @@ async def post_file(request: web.Request) -> web.Response:
     return empty_response(201, {"Location": location})
 
 
+_QUOTED_FILENAME = re.compile(r'(?:^|;)\s*filename\s*=\s*"((?:[^"]|"")*)"', re.IGNORECASE)
+
+
+def _part_filename(header: str | None, params: Mapping[str, str]) -> str | None:
+    """A part's file name exactly as sent (§5.14.4: `filename="<path>"`, `"` doubled, never
+    un-escaped by either side).
+
+    aiohttp's parser strips leading `/` and `\\` from a quoted value and un-escapes backslashes,
+    which would store `/abs` as `abs` and `a\\b` as `ab`: a name the client never sent, and one
+    that slips past the path rules. A quoted value is therefore taken verbatim; other forms
+    (a token, RFC 5987 `filename*`) fall back to aiohttp.
+    """
+    if header and (match := _QUOTED_FILENAME.search(header)):
+        return match.group(1)
+    return params.get("filename")
+
+
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
     while chunk := await part.read_chunk(256 * 1024):
         yield chunk
@@ -111,10 +129,9 @@ async def upload(request: web.Request) -> web.Response:
             if not isinstance(part, BodyPartReader):
                 errors.append("Multipart Form of only file contents expected.")
                 continue
-            disposition, params = parse_content_disposition(
-                part.headers.get(hdrs.CONTENT_DISPOSITION)
-            )
-            name = params.get("filename") or part.filename
+            header = part.headers.get(hdrs.CONTENT_DISPOSITION)
+            disposition, params = parse_content_disposition(header)
+            name = _part_filename(header, params) or part.filename
             if disposition is None or disposition.lower() not in ("file", "form-data") or not name:
                 await part.release()
                 errors.append(

@@ -39,8 +39,11 @@ SHARED_COLUMNS = frozenset(
 
 MAX_ID_LENGTH = 255
 _TYPE_RE = re.compile(r"^([^:()]+)(?::([^:()]+))?(?:\((\d+)\))?$")
-_INTEGER_RE = re.compile(r"^[+-]?\d+$")
-_NUMBER_RE = re.compile(r"^[+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[dDfF]?$")
+# ASCII digits only and full matches: Java's parsers reject other digits and a trailing newline.
+_INTEGER_RE = re.compile(r"[+-]?\d+", re.ASCII)
+_NUMBER_RE = re.compile(
+    r"[+-]?(?:NaN|Infinity|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)[dDfF]?", re.ASCII
+)
 _TRUE_WORDS = frozenset({"true", "t", "yes", "y", "ok", "1"})
 
 
@@ -95,8 +98,10 @@ def data_type(column: Column, has_children: bool) -> str:
         raise BadRequestError(
             f"Bad arguments: column {column.element_key} has children but is {resolved}"
         )
-    if not has_children and resolved == "object":
-        raise BadRequestError(f"Bad arguments: object column {column.element_key} has no children")
+    if not has_children and resolved in ("object", "array"):
+        raise BadRequestError(
+            f"Bad arguments: {resolved} column {column.element_key} has no children"
+        )
     return resolved
 
 
@@ -181,10 +186,10 @@ def _check_value(column: str, kind: str, value: str | None) -> str | None:
     if kind in ("integer", "number", "boolean") and value.strip() == "":
         return None
     if kind == "integer":
-        if not _INTEGER_RE.match(value) or not -(2**63) <= int(value) < 2**63:
+        if not _INTEGER_RE.fullmatch(value) or not -(2**63) <= int(value) < 2**63:
             raise BadRequestError(f"Bad arguments: {column} expects an integer, got {value!r}")
     elif kind == "number":
-        if not _NUMBER_RE.match(value):
+        if not _NUMBER_RE.fullmatch(value):
             raise BadRequestError(f"Bad arguments: {column} expects a number, got {value!r}")
     elif kind == "boolean":
         return "true" if value.strip().lower() in _TRUE_WORDS else "false"

@@ -53,6 +53,6 @@ def decode_cursor(query: str, token: str) -> tuple[int | str, bool]:
             raise ValueError
     except BadRequestError:
         raise
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError, binascii.Error):
         raise BadRequestError("Bad arguments: malformed cursor") from None
     return key, backward

@@ -248,12 +248,13 @@ class FileIdentityProvider:
     def __init__(self, source: DirectoryFile) -> None:
         self.source = source
         self._directory: Directory | None = None
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
 
     def _current(self) -> Directory:
         try:
             stat = self.source.path.stat()
-            stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+            # The inode too: every save replaces the file, even within one mtime tick.
+            stamp: tuple[int, ...] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         except FileNotFoundError:
             stamp = None
         if self._directory is None or stamp != self._stamp:

@@ -61,7 +61,7 @@ def _needs_base64(value: str) -> bool:
 
 def format_entries(entries: Iterable[tuple[str, list[tuple[str, str]]]]) -> str:
     """Write records as LDIF; each record is a dn and ordered (attribute, value) pairs."""
-    out = ["version: 1", ""]
+    out: list[str] = []  # no "version: 1" line: slapadd refuses it
     for dn, pairs in entries:
         for name, value in [("dn", dn), *pairs]:
             if _needs_base64(value):
