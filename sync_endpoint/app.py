@@ -21,6 +21,8 @@ def create_app(settings: Settings) -> web.Application:
         # rendered by error_middleware, which wraps auth_middleware.
         middlewares=[request_log_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_json_bytes,
+        # Request bodies are decoded by api/params.body_chunks, with limits and clean 400s.
+        handler_args={"auto_decompress": False},
     )
     app[settings_key] = settings
     app.on_response_prepare.append(add_odk_headers)

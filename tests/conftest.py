@@ -184,3 +184,18 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any
 def api(client: TestClient[Any, Any]) -> Api:
     """A protocol client logged in as `admin`; use `api.as_user("alice")` for others."""
     return Api(client, USERS, user="admin")
+
+
+@pytest.fixture
+def postgres_database_url(
+    postgres_server: str | None, postgres_template: str | None
+) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database (a template clone) for servers run as processes."""
+    if postgres_server is None or postgres_template is None:
+        pytest.skip("PostgreSQL is not available on this machine")
+    name = f"sync_proc_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_plain(postgres_server), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template}"')
+    yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(_plain(postgres_server), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

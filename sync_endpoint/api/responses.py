@@ -36,6 +36,7 @@ def json_response(
     )
     if len(data) > 512:
         response.enable_compression()
+        response.headers["Vary"] = "Accept-Encoding"
     return response
 
 

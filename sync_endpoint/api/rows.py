@@ -124,9 +124,12 @@ async def get_change_sets(request: web.Request) -> web.Response:
     raw_sequence = request.query.get("sequence_value", "").strip()
     sequence: int | None = None
     if raw_sequence:
-        if not raw_sequence.isdigit():
+        # ASCII digits within BIGINT: the only values this server issues (never a 500).
+        if not (raw_sequence.isascii() and raw_sequence.isdigit()) or len(raw_sequence) > 20:
             raise BadRequestError(f"Bad arguments: invalid sequence_value {raw_sequence!r}")
         sequence = int(raw_sequence)
+        if sequence > 2**63 - 1:
+            raise BadRequestError(f"Bad arguments: invalid sequence_value {raw_sequence!r}")
     ids, data_etag, fresh = await services(request).storage.change_sets(table, since, sequence)
     body = {"changeSets": ids, "dataETag": data_etag, "sequenceValue": f"{fresh:020d}"}
     return json_response(request, body)

@@ -58,7 +58,9 @@ def _object(value: Any, where: str, allowed: frozenset[str]) -> JsonDict:
     return value
 
 
-def _string(obj: JsonDict, key: str, where: str, required: bool = False) -> str | None:
+def _string(
+    obj: JsonDict, key: str, where: str, required: bool = False, *, allow_nul: bool = False
+) -> str | None:
     value = obj.get(key)
     if value is None:
         if required:
@@ -66,6 +68,9 @@ def _string(obj: JsonDict, key: str, where: str, required: bool = False) -> str 
         return None
     if not isinstance(value, str):
         raise BadRequestError(f"Error parsing JSON request: {where}.{key} must be a string")
+    if not allow_nul and "\x00" in value:
+        # PostgreSQL text cannot hold NUL; only row values (stored as JSON text) may carry it.
+        raise BadRequestError(f"Error parsing JSON request: {where}.{key} contains NUL")
     return value
 
 
@@ -222,7 +227,8 @@ def parse_row_list(body: Any, schema: TableSchema) -> tuple[str | None, list[Inc
         for j, entry in enumerate(_list(row, "orderedColumns", where)):
             value_obj = _object(entry, f"{where}.orderedColumns[{j}]", _VALUE_FIELDS)
             column = _required(value_obj, "column", f"{where}.orderedColumns[{j}]")
-            pairs.append((column, _string(value_obj, "value", f"{where}.orderedColumns[{j}]")))
+            value = _string(value_obj, "value", f"{where}.orderedColumns[{j}]", allow_nul=True)
+            pairs.append((column, value))
         for key in ("dataETagAtModification", "createUser", "lastUpdateUser", "selfUri"):
             _string(row, key, where)  # accepted, type-checked and ignored
         rows.append(
