@@ -9,7 +9,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -94,49 +104,56 @@ class SqlRowWriter:
         if not writes:
             return
         now = _now()
-        first_seq: int | None = None
-        last_seq = 0
-        latest: dict[str, tuple[RowWrite, int, bool]] = {}
-        for write in writes:
-            record = row_to_record(write.row)
-            result = await self.conn.execute(
-                insert(sync_revisions).returning(sync_revisions.c.seq),
+        # One multi-row INSERT … RETURNING for the whole push: the log positions come back in
+        # parameter order, so each row learns the sequence value of its revision.
+        result = await self.conn.execute(
+            insert(sync_revisions).returning(sync_revisions.c.seq, sort_by_parameter_order=True),
+            [
                 {
-                    **record,
+                    **row_to_record(write.row),
                     "table_pk": self.table.pk,
                     "row_id": write.row.row_id,
                     "previous_row_etag": write.previous_row_etag,
                     "recorded_at": now,
-                },
-            )
-            seq = int(result.scalar_one())
-            first_seq = seq if first_seq is None else first_seq
-            last_seq = seq
+                }
+                for write in writes
+            ],
+        )
+        seqs = [int(seq) for seq in result.scalars()]
+        first_seq, last_seq = seqs[0], seqs[-1]
+        latest: dict[str, tuple[RowWrite, int, int | None]] = {}  # row id → write, seq, first
+        for write, seq in zip(writes, seqs, strict=True):
             earlier = latest.get(write.row.row_id)
-            is_insert = write.is_insert or (earlier is not None and earlier[2])
-            latest[write.row.row_id] = (write, seq, is_insert)
-        for write, seq, is_insert in latest.values():
-            record = row_to_record(write.row)
-            if is_insert:
-                await self.conn.execute(
-                    insert(sync_rows),
-                    {
-                        **record,
-                        "table_pk": self.table.pk,
-                        "row_id": write.row.row_id,
-                        "first_seq": seq,
-                        "last_seq": seq,
-                    },
-                )
-            else:
-                await self.conn.execute(
-                    update(sync_rows)
-                    .where(
-                        sync_rows.c.table_pk == self.table.pk,
-                        sync_rows.c.row_id == write.row.row_id,
-                    )
-                    .values(**record, last_seq=seq)
-                )
+            inserted_at = earlier[2] if earlier is not None else None
+            if write.is_insert and inserted_at is None:
+                inserted_at = seq
+            latest[write.row.row_id] = (write, seq, inserted_at)
+        inserts = [
+            {
+                **row_to_record(write.row),
+                "table_pk": self.table.pk,
+                "row_id": write.row.row_id,
+                "first_seq": inserted_at,
+                "last_seq": seq,
+            }
+            for write, seq, inserted_at in latest.values()
+            if inserted_at is not None
+        ]
+        updates = [
+            {**row_to_record(write.row), "b_row_id": write.row.row_id, "last_seq": seq}
+            for write, seq, inserted_at in latest.values()
+            if inserted_at is None
+        ]
+        if inserts:
+            await self.conn.execute(insert(sync_rows), inserts)
+        if updates:
+            await self.conn.execute(
+                update(sync_rows).where(
+                    sync_rows.c.table_pk == self.table.pk,
+                    sync_rows.c.row_id == bindparam("b_row_id"),
+                ),
+                updates,
+            )
         assert first_seq is not None
         await self.conn.execute(
             insert(sync_change_sets),
