@@ -25,8 +25,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.services.postgres import PostgresCluster  # noqa: E402
-from tests.services.server import ServerProcess  # noqa: E402
+from tests.services.postgres import PostgresCluster
+from tests.services.server import ServerProcess
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"admin:bench-pw").decode()}
 COLUMNS = [
