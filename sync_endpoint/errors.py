@@ -97,6 +97,16 @@ class UnsupportedMediaType(SyncError):
     code = "BAD_REQUEST"
 
 
+class TooManyRequests(SyncError):
+    """Too many failed logins for this login name or client address: 429 with Retry-After."""
+
+    status = 429
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str = "", *, retry_after: int = 60) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class LockUnavailable(SyncError):
     """The table lock was not obtained in time: 503 with Retry-After (D6)."""
 

@@ -71,6 +71,7 @@ class Settings:
     base_dn: str = "dc=example,dc=org"
     credential_cache_seconds: int = 60
     anonymous_sync: bool = False
+    anonymous_attachment_access: bool = False
     row_access: str = "server"
     fetch_limit_default: int = 2000
     fetch_limit_max: int = 10000
@@ -83,6 +84,40 @@ class Settings:
     log_format: str = "text"
     admin_user: str = "admin"
     admin_password: Secret = field(default_factory=lambda: Secret(""))
+    # LDAP (OpenLDAP) and, for the connection and the lookup account, Active Directory
+    ldap_url: str = "ldap://ldap-service:389"
+    ldap_bind_dn: str = "cn=readonly,dc=example,dc=org"
+    ldap_bind_password: Secret = field(default_factory=lambda: Secret(""))
+    ldap_user_base: str = "ou=people"
+    ldap_group_base: str = ""
+    ldap_user_attribute: str = "uid"
+    ldap_fullname_attribute: str = "givenName"
+    ldap_group_name_attribute: str = "cn"
+    ldap_member_filter: str = "(memberUid={login})"
+    ldap_start_tls: bool = False
+    ldap_ca_file: Path | None = None
+    ldap_timeout_seconds: float = 5.0
+    ldap_pool_size: int = 4
+    # Active Directory
+    ad_domain: str = ""
+    ad_url: str = ""
+    ad_base_dn: str = ""
+    # DHIS2
+    dhis2_api_url: str = ""
+    dhis2_admin_user: str = ""
+    dhis2_admin_password: Secret = field(default_factory=lambda: Secret(""))
+    dhis2_site_admins: str = "ODK_SITE_ADMIN"
+    dhis2_administer_tables: str = "ODK_ADMIN_TABLES"
+    dhis2_super_user_tables: str = "ODK_SUPER_USER_TABLES"
+    dhis2_synchronize_tables: str = "ODK_SYNC_TABLES"
+    dhis2_form_managers: str = "ODK_FORM_MNGR"
+    dhis2_data_viewers: str = "ODK_DATA_VIEWERS"
+    dhis2_data_collectors: str = "ODK_DATA_COLLECTORS"
+    dhis2_timeout_seconds: float = 10.0
+    # failed-login throttling
+    auth_failures_before_delay: int = 5
+    auth_failures_before_block: int = 20
+    auth_block_seconds: int = 300
 
     @property
     def effective_database_url(self) -> str:
@@ -98,6 +133,27 @@ class Settings:
     @property
     def effective_blob_dir(self) -> Path:
         return self.blob_dir or self.data_dir / "blobs"
+
+    @property
+    def effective_ldap_group_base(self) -> str:
+        """Group container relative to the base DN: the setting, or `ou=<prefix>,ou=groups`."""
+        return self.ldap_group_base or f"ou={self.group_prefix},ou=groups"
+
+    @property
+    def effective_ad_domain(self) -> str:
+        return self.ad_domain.strip().strip(".").lower()
+
+    @property
+    def effective_ad_url(self) -> str:
+        """The domain controller: the setting, or `ldaps://<domain>`."""
+        return self.ad_url or f"ldaps://{self.effective_ad_domain}"
+
+    @property
+    def effective_ad_base_dn(self) -> str:
+        """Root of the user and group searches: the setting, or `DC=…` from the domain."""
+        if self.ad_base_dn:
+            return self.ad_base_dn
+        return ",".join(f"DC={label}" for label in self.effective_ad_domain.split(".") if label)
 
 
 # -- parsing -------------------------------------------------------------------------------
@@ -193,6 +249,54 @@ def _base_url(key: str, raw: str) -> str:
     return value
 
 
+def _ldap_url(key: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("ldap", "ldaps"):
+        raise ConfigError(f"{key}: expected an ldap:// or ldaps:// URL, got {raw!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{key}: must not contain a user name or password")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(f"{key}: invalid port in {raw!r}") from None
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{key}: expected ldap[s]://HOST[:PORT] without a path, got {raw!r}")
+    return value
+
+
+def _dhis2_url(key: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{key}: must not contain a user name or password")
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{key}: expected an http(s) URL such as https://dhis2.example.org/api")
+    return value
+
+
+def _member_filter(key: str, raw: str) -> str:
+    value = raw.strip()
+    if not (value.startswith("(") and value.endswith(")")):
+        raise ConfigError(f"{key}: an LDAP filter in parentheses is expected, got {raw!r}")
+    if "{login}" not in value and "{dn}" not in value:
+        raise ConfigError(f"{key}: must contain {{login}} (login name) or {{dn}} (user DN)")
+    if value.count("(") != value.count(")"):
+        raise ConfigError(f"{key}: unbalanced parentheses in {raw!r}")
+    return value
+
+
+def _attribute(key: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", value):
+        raise ConfigError(f"{key}: expected an LDAP attribute name, got {raw!r}")
+    return value
+
+
 def _log_level(key: str, raw: str) -> str:
     value = raw.strip().upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -218,12 +322,13 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "public_base_url": _base_url,
     "trusted_proxies": _networks,
     "realm": _str,
-    "identity_backend": _choice("file"),
+    "identity_backend": _choice("file", "ldap", "activedirectory", "dhis2"),
     "directory_file": _path,
     "group_prefix": _str,
     "base_dn": _str,
     "credential_cache_seconds": _int(0, 3600),
     "anonymous_sync": _bool,
+    "anonymous_attachment_access": _bool,
     "row_access": _choice("server", "device"),
     "fetch_limit_default": _int(1),
     "fetch_limit_max": _int(1),
@@ -236,9 +341,41 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "log_format": _choice("text", "json"),
     "admin_user": _str,
     "admin_password": _secret,
+    "ldap_url": _ldap_url,
+    "ldap_bind_dn": _str,
+    "ldap_bind_password": _secret,
+    "ldap_user_base": _str,
+    "ldap_group_base": _str,
+    "ldap_user_attribute": _attribute,
+    "ldap_fullname_attribute": _attribute,
+    "ldap_group_name_attribute": _attribute,
+    "ldap_member_filter": _member_filter,
+    "ldap_start_tls": _bool,
+    "ldap_ca_file": _path,
+    "ldap_timeout_seconds": _float_positive,
+    "ldap_pool_size": _int(1, 64),
+    "ad_domain": _str,
+    "ad_url": _ldap_url,
+    "ad_base_dn": _str,
+    "dhis2_api_url": _dhis2_url,
+    "dhis2_admin_user": _str,
+    "dhis2_admin_password": _secret,
+    "dhis2_site_admins": _str,
+    "dhis2_administer_tables": _str,
+    "dhis2_super_user_tables": _str,
+    "dhis2_synchronize_tables": _str,
+    "dhis2_form_managers": _str,
+    "dhis2_data_viewers": _str,
+    "dhis2_data_collectors": _str,
+    "dhis2_timeout_seconds": _float_positive,
+    "auth_failures_before_delay": _int(0, 1_000_000),
+    "auth_failures_before_block": _int(0, 1_000_000),
+    "auth_block_seconds": _int(1, 86_400),
 }
 
-SECRET_FIELDS = frozenset({"database_url", "admin_password"})
+SECRET_FIELDS = frozenset(
+    {"database_url", "admin_password", "ldap_bind_password", "dhis2_admin_password"}
+)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -303,7 +440,60 @@ def load_settings(
     settings = Settings(**values)
     if settings.fetch_limit_default > settings.fetch_limit_max:
         raise ConfigError("SYNC_FETCH_LIMIT_DEFAULT must not exceed SYNC_FETCH_LIMIT_MAX")
+    check_identity(settings)
     return settings
+
+
+def check_identity(settings: Settings) -> None:
+    """Cross-key checks of the selected identity backend (the others' keys are not used)."""
+    backend = settings.identity_backend
+    if backend in ("ldap", "activedirectory"):
+        url = settings.ldap_url if backend == "ldap" else settings.effective_ad_url
+        if settings.ldap_start_tls and url.lower().startswith("ldaps:"):
+            raise ConfigError(
+                f"SYNC_LDAP_START_TLS=true needs an ldap:// URL, but the directory URL is {url} "
+                "(ldaps:// is TLS already)"
+            )
+        if settings.ldap_ca_file is not None and not settings.ldap_ca_file.is_file():
+            raise ConfigError(f"SYNC_LDAP_CA_FILE: {settings.ldap_ca_file} is not a readable file")
+        if not settings.ldap_bind_dn:
+            raise ConfigError(
+                f"SYNC_LDAP_BIND_DN is required with SYNC_IDENTITY_BACKEND={backend} "
+                "(the read-only account that looks up groups and users)"
+            )
+        if not settings.ldap_bind_password:
+            raise ConfigError(
+                f"SYNC_LDAP_BIND_PASSWORD (or SYNC_LDAP_BIND_PASSWORD_FILE) is required with "
+                f"SYNC_IDENTITY_BACKEND={backend}: the password of {settings.ldap_bind_dn}"
+            )
+    if backend == "ldap":
+        if not settings.ldap_url:
+            raise ConfigError("SYNC_LDAP_URL is required with SYNC_IDENTITY_BACKEND=ldap")
+        if not settings.base_dn:
+            raise ConfigError("SYNC_BASE_DN is required with SYNC_IDENTITY_BACKEND=ldap")
+        if not settings.group_prefix and not settings.ldap_group_base:
+            raise ConfigError(
+                "SYNC_LDAP_GROUP_BASE is required when SYNC_GROUP_PREFIX is empty "
+                "(the default group base is ou=<prefix>,ou=groups)"
+            )
+    elif backend == "activedirectory":
+        domain = settings.effective_ad_domain
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+            raise ConfigError(
+                "SYNC_AD_DOMAIN is required with SYNC_IDENTITY_BACKEND=activedirectory: the DNS "
+                f"domain of the user principal names, e.g. corp.example.org (got {domain!r})"
+            )
+    elif backend == "dhis2":
+        if not settings.dhis2_api_url:
+            raise ConfigError(
+                "SYNC_DHIS2_API_URL is required with SYNC_IDENTITY_BACKEND=dhis2 "
+                "(e.g. https://dhis2.example.org/api)"
+            )
+        if not settings.dhis2_admin_user or not settings.dhis2_admin_password:
+            raise ConfigError(
+                "SYNC_DHIS2_ADMIN_USER and SYNC_DHIS2_ADMIN_PASSWORD (or its _FILE) are required "
+                "with SYNC_IDENTITY_BACKEND=dhis2: the account that lists users for usersInfo"
+            )
 
 
 def describe(settings: Settings) -> list[tuple[str, str]]:

@@ -15,13 +15,19 @@ from aiohttp.multipart import parse_content_disposition
 
 from sync_endpoint.api.auth import Need, requires
 from sync_endpoint.api.common import live_table, services
-from sync_endpoint.api.files import body_chunks, manifest_entry, stream_file
-from sync_endpoint.api.params import read_json
+from sync_endpoint.api.files import manifest_entry, stream_file
+from sync_endpoint.api.params import body_chunks, read_json
 from sync_endpoint.api.responses import empty_response, if_none_match, json_response
 from sync_endpoint.api.urls import Urls, path, segment
 from sync_endpoint.core.files import DEFAULT_CONTENT_TYPE, check_path, manifest_etag_of
 from sync_endpoint.core.models import TableEntry
-from sync_endpoint.errors import BadRequestError, NotFoundError, NotModified, PermissionDenied
+from sync_endpoint.errors import (
+    BadRequestError,
+    NotFoundError,
+    NotModified,
+    PermissionDenied,
+    UnsupportedMediaType,
+)
 
 
 def _row_base(request: web.Request, table: TableEntry, row_id: str) -> str:
@@ -105,8 +111,12 @@ def _part_filename(header: str | None, params: Mapping[str, str]) -> str | None:
 
 
 async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    """A part's bytes. aiohttp ends a part cut off by the end of the body (no closing boundary)
+    like a complete one; such a part is refused here so that no truncated file is stored."""
     while chunk := await part.read_chunk(256 * 1024):
         yield chunk
+    if not part.at_eof():
+        raise BadRequestError("Malformed multipart body: a part ends before its boundary")
 
 
 @requires(Need.SYNC)
@@ -120,6 +130,9 @@ async def upload(request: web.Request) -> web.Response:
     row_id = _row_id(request)
     if request.content_type != "multipart/form-data":
         raise BadRequestError("Multipart Form of only file contents expected.")
+    if request.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        # Clients never compress the batch upload (CLIENT_FLOW §1.2); its parts are read raw.
+        raise UnsupportedMediaType("A compressed multipart body is not supported")
     svc = services(request)
     budget = svc.settings.max_request_bytes
     errors: list[str] = []

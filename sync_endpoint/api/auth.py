@@ -7,8 +7,10 @@ user lacks the role), 403 text/plain when a known user lacks it, then checks the
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import ipaddress
 from collections.abc import Callable
 from enum import Enum
 from typing import TypeVar
@@ -16,10 +18,17 @@ from typing import TypeVar
 from aiohttp import web
 
 from sync_endpoint.api.middleware import Handler
-from sync_endpoint.appkeys import PRINCIPAL, services_key
+from sync_endpoint.appkeys import PRINCIPAL, Services, services_key
 from sync_endpoint.core import roles
 from sync_endpoint.core.models import Principal
-from sync_endpoint.errors import AppNameMismatch, AuthenticationRequired, PermissionDenied
+from sync_endpoint.errors import (
+    AppNameMismatch,
+    AuthenticationRequired,
+    BadRequestError,
+    PermissionDenied,
+)
+from sync_endpoint.identity.throttle import LoginThrottle
+from sync_endpoint.settings import Settings
 
 ANONYMOUS_LOGIN = "anonymousUser"
 
@@ -65,24 +74,76 @@ def basic_credentials(request: web.Request) -> tuple[str, str] | None:
     return login, password
 
 
-def anonymous(anonymous_sync: bool) -> Principal:
+def anonymous(anonymous_sync: bool, anonymous_attachment_access: bool = False) -> Principal:
     return Principal(
         login=ANONYMOUS_LOGIN,
         user_id="anonymous",
         full_name="Anonymous Access",
-        authorities=roles.anonymous_authorities(anonymous_sync),
+        authorities=roles.anonymous_authorities(anonymous_sync, anonymous_attachment_access),
         anonymous=True,
     )
+
+
+def anonymous_principal(settings: Settings) -> Principal:
+    """The anonymous user with the authorities both anonymous settings give (§10)."""
+    return anonymous(settings.anonymous_sync, settings.anonymous_attachment_access)
+
+
+def _trusted(settings: Settings, address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.trusted_proxies)
+
+
+def client_address(request: web.Request, settings: Settings) -> str:
+    """The caller's address: the peer, or, behind trusted proxies, the right-most address of
+    X-Forwarded-For that is not a trusted proxy (entries further left can be forged)."""
+    peer = request.remote or ""
+    if not _trusted(settings, peer):
+        return peer
+    hops = [
+        hop.strip()
+        for header in request.headers.getall("X-Forwarded-For", [])
+        for hop in header.split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # garbage where a proxy should have written an address
+        if not _trusted(settings, hop):
+            return hop
+    return peer
+
+
+def login_throttle(services: Services) -> LoginThrottle | None:
+    """The throttle of the identity stack (identity.open_identity_provider), if it has one."""
+    throttle = getattr(services.identity, "throttle", None)
+    return throttle if isinstance(throttle, LoginThrottle) else None
 
 
 async def resolve_principal(request: web.Request) -> Principal:
     services = request.app[services_key]
     credentials = basic_credentials(request)
     if credentials is None:
-        return anonymous(services.settings.anonymous_sync)
-    principal = await services.identity.authenticate(*credentials)
+        return anonymous_principal(services.settings)
+    login, password = credentials
+    throttle = login_throttle(services)
+    address = client_address(request, services.settings)
+    if throttle is not None:
+        throttle.check(login, address)  # 429 while the login name or the address is blocked
+    principal = await services.identity.authenticate(login, password)
     if principal is None:
+        if throttle is not None:
+            delay = throttle.failed(login, password, address)
+            if delay > 0:
+                await asyncio.sleep(delay)
         raise AuthenticationRequired("Invalid user name or password")
+    if throttle is not None:
+        throttle.succeeded(login, address)
     return principal
 
 
@@ -108,6 +169,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     principal = await resolve_principal(request)
     authorize(principal, need)
     request[PRINCIPAL] = principal
+    if "\x00" in request.path or any("\x00" in v for v in request.query.values()):
+        # No id holds NUL, and PostgreSQL refuses it in a query parameter: 400, never 500.
+        raise BadRequestError("Bad arguments: NUL character in the URL")
     app_id = request.match_info.get("appId")
     if app_id is not None and app_id not in request.app[services_key].settings.app_ids:
         raise AppNameMismatch(f"AppName ({app_id}) differs")

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import logging
-import zlib
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from sync_endpoint.api.auth import Need, requires
 from sync_endpoint.api.common import installation_id, services, table_of
-from sync_endpoint.api.params import read_json
+from sync_endpoint.api.params import body_chunks, read_json
 from sync_endpoint.api.responses import empty_response, if_none_match, json_response
 from sync_endpoint.api.serialization import JsonDict
 from sync_endpoint.api.urls import Urls
@@ -38,15 +38,6 @@ from sync_endpoint.errors import BadRequestError, NotFoundError, NotModified
 logger = logging.getLogger(__name__)
 
 PROPERTIES_HEADER = ["_partition", "_aspect", "_key", "_type", "_value"]
-
-
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    """The decoded request body in chunks; a corrupt gzip stream is a 400."""
-    try:
-        async for chunk in request.content.iter_chunked(256 * 1024):
-            yield chunk
-    except (zlib.error, web.HTTPException) as exc:
-        raise BadRequestError(f"Cannot decode the request body: {exc}") from None
 
 
 async def stream_file(request: web.Request, file: StoredFile) -> web.StreamResponse:
@@ -177,8 +168,24 @@ async def delete_file(request: web.Request) -> web.Response:
 # -- properties.csv as JSON ----------------------------------------------------------------
 
 
+def _finite(text: str) -> float:
+    """A JSON number that JSON can carry: NaN and infinities (also `1e999`) are unparsable."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is not a finite number")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _typed(kind: str, value: str | None) -> Any:
-    """§3.14: the JSON value of a properties.csv entry, typed by its `_type`."""
+    """§3.14: the JSON value of a properties.csv entry, typed by its `_type`.
+
+    Unparsable values are null; that includes NaN and infinities, which would otherwise make
+    the whole answer invalid JSON (§2.4).
+    """
     if value is None:
         return None
     if kind == "string":
@@ -192,11 +199,11 @@ def _typed(kind: str, value: str | None) -> Any:
             return None
     if kind == "number":
         try:
-            return float(value)
+            return _finite(value)
         except ValueError:
             return None
     try:
-        return json.loads(value)
+        return json.loads(value, parse_float=_finite, parse_constant=_no_constant)
     except ValueError:
         return None
 

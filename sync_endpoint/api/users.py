@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sync_endpoint.api.auth import Need, anonymous, requires
+from sync_endpoint.api.auth import Need, anonymous_principal, requires
 from sync_endpoint.api.common import installation_id, services
 from sync_endpoint.api.responses import json_response
 from sync_endpoint.api.serialization import privileges_info, user_info
@@ -34,6 +34,6 @@ async def get_users_info(request: web.Request) -> web.Response:
         me = UserInfo(principal.user_id, principal.full_name, tuple(sorted(principal.authorities)))
         return json_response(request, [user_info(me)])
     users = await svc.identity.list_users()
-    anon = anonymous(svc.settings.anonymous_sync)
+    anon = anonymous_principal(svc.settings)
     users.append(UserInfo(anon.user_id, anon.full_name, tuple(sorted(anon.authorities))))
     return json_response(request, [user_info(u) for u in users])

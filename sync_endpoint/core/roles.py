@@ -69,9 +69,18 @@ def authorities_from_groups(
     return frozenset(found)
 
 
-def anonymous_authorities(anonymous_sync: bool) -> frozenset[str]:
-    """§5.18: always USER_IS_ANONYMOUS; ROLE_USER + sync role when anonymous sync is on."""
+ATTACHMENT_VIEWER = "ROLE_ATTACHMENT_VIEWER"
+
+
+def anonymous_authorities(
+    anonymous_sync: bool, anonymous_attachment_access: bool = False
+) -> frozenset[str]:
+    """IDENTITY §10: always USER_IS_ANONYMOUS; ROLE_USER + the sync role when anonymous sync is
+    on; ROLE_ATTACHMENT_VIEWER when anonymous attachment access is on (it grants nothing under
+    /odktables, where attachments need the sync role: reference compatibility only)."""
     base = {"USER_IS_ANONYMOUS"}
     if anonymous_sync:
         base |= {USER, SYNC}
+    if anonymous_attachment_access:
+        base.add(ATTACHMENT_VIEWER)
     return frozenset(base)

@@ -132,18 +132,48 @@ olcAccess: {{1}}to * by users read by * none
             if data is not None:
                 self._run(str(SLAPADD), "-n", "1", "-F", str(self.config_dir), "-l", str(data))
             self.port = free_port()
-            ldapi = "ldapi://" + urllib.parse.quote(str(self.tmp / "ldapi"), safe="")
-            with open(self.tmp / "slapd.log", "wb") as log:  # the child keeps its own fd
-                self.proc = subprocess.Popen(
-                    [str(SLAPD), "-h", f"{self.url}/ {ldapi}", "-F", str(self.config_dir), *DEBUG],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self._wait_ready(timeout)
+            self._spawn(timeout)
         except BaseException:
             self.stop()
             raise
+
+    def _spawn(self, timeout: float) -> None:
+        assert self.tmp is not None
+        ldapi = "ldapi://" + urllib.parse.quote(str(self.tmp / "ldapi"), safe="")
+        with open(self.tmp / "slapd.log", "ab") as log:  # the child keeps its own fd
+            self.proc = subprocess.Popen(
+                [str(SLAPD), "-h", f"{self.url}/ {ldapi}", "-F", str(self.config_dir), *DEBUG],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_ready(timeout)
+
+    def pause(self) -> None:
+        """SIGSTOP: the port still accepts connections (kernel backlog) but nothing answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def terminate(self) -> None:
+        """Stop slapd but keep its configuration and data, for restart()."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused slapd cannot handle SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def restart(self, timeout: float = 15.0) -> None:
+        """Terminate and start again on the same port with the same data."""
+        self.terminate()
+        self._spawn(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.proc is not None
@@ -170,6 +200,7 @@ olcAccess: {{1}}to * by users read by * none
         """SIGTERM (slapd's clean shutdown), then remove the temp dir."""
         if self.proc is not None:
             if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGCONT)  # in case a test paused it
                 self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(timeout=10)
