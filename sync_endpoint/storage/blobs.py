@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 from sqlalchemy import delete, insert, select
 
@@ -117,6 +119,18 @@ class DatabaseBlobStore:
 
 
 class FilesystemBlobStore:
+    """Content-addressed files under `root`, shared by identical uploads.
+
+    Sharing means a delete must not remove a blob that a concurrent upload of the same bytes is
+    about to reference. Two rules close that window: the final rename and the "unreferenced?"
+    check-and-unlink run under one exclusive lock file (held across processes on one host), and
+    a blob renamed into place less than `GRACE_SECONDS` ago is never removed — its upload's
+    metadata commit follows the rename at once. A blob kept by the grace rule and then never
+    referenced is only wasted space, never a lost file.
+    """
+
+    GRACE_SECONDS = 120.0
+
     def __init__(self, root: Path, db: Database) -> None:
         self.root = root
         self.db = db
@@ -124,9 +138,24 @@ class FilesystemBlobStore:
     def _path(self, digest: str) -> Path:
         return self.root / digest[:2] / digest[2:4] / digest
 
+    def _acquire(self) -> IO[str]:
+        """Take the store's exclusive lock (blocking: call in a worker thread); close releases."""
+        os.makedirs(self.root, exist_ok=True)
+        lock = open(self.root / ".lock", "a")  # noqa: SIM115 - closed by the caller
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def _install(self, tmp_name: str, digest: str) -> None:
+        target = self._path(digest)
+        os.makedirs(target.parent, exist_ok=True)
+        with self._acquire():
+            os.replace(tmp_name, target)
+            os.utime(target)  # a fresh mtime protects it from a concurrent discard
+
     async def write(self, chunks: AsyncIterable[bytes], limit: int) -> BlobInfo:
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        tmp_dir = self.root / "tmp"
+        await asyncio.to_thread(os.makedirs, tmp_dir, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir)
         md5, sha = hashlib.md5(), hashlib.sha256()
         length = 0
         try:
@@ -140,9 +169,7 @@ class FilesystemBlobStore:
                     await asyncio.to_thread(out.write, chunk)
                 await asyncio.to_thread(out.flush)
                 await asyncio.to_thread(os.fsync, out.fileno())
-            target = self._path(sha.hexdigest())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, target)
+            await asyncio.to_thread(self._install, tmp_name, sha.hexdigest())
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
@@ -155,21 +182,29 @@ class FilesystemBlobStore:
             while chunk := await asyncio.to_thread(source.read, CHUNK):
                 yield chunk
 
+    async def _referenced(self, ref: str) -> bool:
+        async with self.db.snapshot() as conn:
+            for table in (sync_files, sync_attachments):
+                found = await conn.execute(
+                    select(table.c.path).where(table.c.blob_ref == ref).limit(1)
+                )
+                if found.first() is not None:
+                    return True
+        return False
+
+    def _remove_if_old(self, ref: str) -> None:
+        path = self._path(ref.removeprefix("fs:"))
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - path.stat().st_mtime > self.GRACE_SECONDS:
+                path.unlink()
+
     async def discard(self, refs: Sequence[str]) -> None:
         for ref in refs:
             if not ref.startswith("fs:"):
                 continue
-            async with self.db.snapshot() as conn:
-                used = (
-                    await conn.execute(
-                        select(sync_files.c.path).where(sync_files.c.blob_ref == ref).limit(1)
-                    )
-                ).first() or (
-                    await conn.execute(
-                        select(sync_attachments.c.path)
-                        .where(sync_attachments.c.blob_ref == ref)
-                        .limit(1)
-                    )
-                ).first()
-            if not used:
-                self._path(ref.removeprefix("fs:")).unlink(missing_ok=True)
+            lock = await asyncio.to_thread(self._acquire)
+            try:
+                if not await self._referenced(ref):
+                    await asyncio.to_thread(self._remove_if_old, ref)
+            finally:
+                await asyncio.to_thread(lock.close)
