@@ -10,7 +10,7 @@ from sync_endpoint.api.params import page_request, read_json
 from sync_endpoint.api.responses import empty_response, json_response
 from sync_endpoint.api.serialization import acl_resource, parse_acl_role
 from sync_endpoint.api.urls import Urls
-from sync_endpoint.core.models import TableAcl
+from sync_endpoint.core.models import TableAcl, TableEntry
 from sync_endpoint.core.paging import encode_cursor
 from sync_endpoint.errors import BadRequestError, NotFoundError
 
@@ -56,6 +56,14 @@ async def list_acls(request: web.Request) -> web.Response:
     return json_response(request, body)
 
 
+def _acl_response(request: web.Request, table: TableEntry, acl: TableAcl) -> web.Response:
+    urls = Urls(request)
+    acl_uri = urls.acl(table.app_id, table.table_id)
+    return json_response(
+        request, acl_resource(acl, acl_uri, urls.table(table.app_id, table.table_id))
+    )
+
+
 @requires(Need.ADMIN)
 async def get_acl(request: web.Request) -> web.Response:
     """GET /odktables/{appId}/tables/{tableId}/acl/{default|user/{id}|group/{id}}"""
@@ -64,13 +72,7 @@ async def get_acl(request: web.Request) -> web.Response:
     acl = await services(request).storage.get_acl(table, scope_type, scope_value)
     if acl is None:
         raise NotFoundError("No such ACL")  # REF: 500 (quirk 8.18)
-    urls = Urls(request)
-    return json_response(
-        request,
-        acl_resource(
-            acl, urls.acl(table.app_id, table.table_id), urls.table(table.app_id, table.table_id)
-        ),
-    )
+    return _acl_response(request, table, acl)
 
 
 @requires(Need.ADMIN)
@@ -80,13 +82,7 @@ async def put_acl(request: web.Request) -> web.Response:
     role = parse_acl_role(await read_json(request))
     scope_type, scope_value = _scope(request)
     acl = await services(request).storage.put_acl(table, TableAcl(scope_type, scope_value, role))
-    urls = Urls(request)
-    return json_response(
-        request,
-        acl_resource(
-            acl, urls.acl(table.app_id, table.table_id), urls.table(table.app_id, table.table_id)
-        ),
-    )
+    return _acl_response(request, table, acl)
 
 
 @requires(Need.ADMIN)
