@@ -15,11 +15,11 @@ from aiohttp.multipart import parse_content_disposition
 
 from sync_endpoint.api.auth import Need, requires
 from sync_endpoint.api.common import live_table, services
-from sync_endpoint.api.files import manifest_entry, stream_file
+from sync_endpoint.api.files import manifest_entry, receive_file, stream_file
 from sync_endpoint.api.params import body_chunks, read_json
 from sync_endpoint.api.responses import empty_response, if_none_match, json_response
 from sync_endpoint.api.urls import Urls, path, segment
-from sync_endpoint.core.files import DEFAULT_CONTENT_TYPE, check_path, manifest_etag_of
+from sync_endpoint.core.files import check_path, manifest_etag_of
 from sync_endpoint.core.models import TableEntry
 from sync_endpoint.errors import (
     BadRequestError,
@@ -84,9 +84,8 @@ async def post_file(request: web.Request) -> web.Response:
     row_id = _row_id(request)
     file_path = check_path(request.match_info["filePath"])
     svc = services(request)
-    content_type = request.headers.get("Content-Type", "").strip() or DEFAULT_CONTENT_TYPE
-    file = await svc.files.write_blob(
-        body_chunks(request), svc.settings.max_request_bytes, content_type, file_path
+    file = await receive_file(
+        svc, body_chunks(request), request.headers, file_path, svc.settings.max_request_bytes
     )
     await svc.files.add_attachment(table, row_id, file)
     location = f"{_row_base(request, table, row_id)}/file/{path(file_path)}"
@@ -152,10 +151,9 @@ async def upload(request: web.Request) -> web.Response:
                 )
                 continue
             file_path = check_path(name)
-            content_type = part.headers.get(hdrs.CONTENT_TYPE, "").strip() or DEFAULT_CONTENT_TYPE
-            file = await svc.files.write_blob(_part_chunks(part), budget, content_type, file_path)
-            budget -= file.length
             try:
+                file = await receive_file(svc, _part_chunks(part), part.headers, file_path, budget)
+                budget -= file.length
                 await svc.files.add_attachment(table, row_id, file)
             except BadRequestError as exc:
                 errors.append(exc.message)

@@ -6,13 +6,14 @@ aiohttp) into the blob store with its md5 computed on the way; a download stream
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import io
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +24,7 @@ from sync_endpoint.api.params import body_chunks, read_json
 from sync_endpoint.api.responses import empty_response, if_none_match, json_response
 from sync_endpoint.api.serialization import JsonDict
 from sync_endpoint.api.urls import Urls
-from sync_endpoint.appkeys import principal_of
+from sync_endpoint.appkeys import Services, principal_of
 from sync_endpoint.core.files import (
     DEFAULT_CONTENT_TYPE,
     StoredFile,
@@ -59,6 +60,32 @@ async def stream_file(request: web.Request, file: StoredFile) -> web.StreamRespo
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def receive_file(
+    svc: Services,
+    chunks: AsyncIterator[bytes],
+    headers: Mapping[str, str],
+    path: str,
+    limit: int,
+) -> StoredFile:
+    """Stream one uploaded file into the blob store, checking `Content-MD5` when sent.
+
+    The md5 is computed while the bytes stream through; a body over the limit, cut short, or
+    not matching its Content-MD5 (RFC 1864: base64 of the digest) leaves nothing stored.
+    """
+    content_type = headers.get("Content-Type", "").strip() or DEFAULT_CONTENT_TYPE
+    file = await svc.files.write_blob(chunks, limit, content_type, path)
+    claimed = headers.get("Content-MD5", "").strip()
+    if claimed:
+        try:
+            expected = base64.b64decode(claimed, validate=True).hex()
+        except ValueError:
+            expected = ""
+        if file.md5 != "md5:" + expected:
+            await svc.files.discard(file)
+            raise BadRequestError(f"Content-MD5 does not match the bytes received for {path}")
+    return file
 
 
 def manifest_entry(file: StoredFile, download_url: str) -> JsonDict:
@@ -141,9 +168,8 @@ async def post_file(request: web.Request) -> web.Response:
     table_id = await _require_owner(request, path)
     info = request.match_info
     svc = services(request)
-    content_type = request.headers.get("Content-Type", "").strip() or DEFAULT_CONTENT_TYPE
-    file = await svc.files.write_blob(
-        body_chunks(request), svc.settings.max_request_bytes, content_type, path
+    file = await receive_file(
+        svc, body_chunks(request), request.headers, path, svc.settings.max_request_bytes
     )
     if file.length == 0:
         # D11: stored, never listed — Android fails every device's file sync on an empty entry.
