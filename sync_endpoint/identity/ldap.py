@@ -14,7 +14,8 @@ read-only account keeps a bounded pool of bound connections (ldap3 connections a
 thread-safe, so each is used by one thread at a time). Connect and receive timeouts bound every
 call. Wrong credentials give None (401); an unreachable or timed-out directory, a rejected
 read-only account or a failed look-up raise ServiceUnavailable (503, D13) after a log line that
-names the cause.
+names the cause. With ldaps:// or StartTLS the certificate and host name are always verified
+(VerifiedTls); a TLS failure is a 503 before any bind, never a plaintext fallback.
 """
 
 from __future__ import annotations
@@ -146,6 +147,33 @@ def first(values: Sequence[str] | None) -> str | None:
     return values[0] if values else None
 
 
+class TlsFailed(ldap_errors.LDAPException):  # type: ignore[misc]
+    """StartTLS refused, or the TLS handshake failed (certificate, host name): nothing was sent."""
+
+
+class VerifiedTls(ldap3.Tls):  # type: ignore[misc]
+    """ldap3's Tls, but the ssl module checks the certificate and host name in the handshake.
+
+    ldap3 2.9.1 turns the context's check_hostname off and matches the name afterwards with
+    ssl.match_hostname: deprecated (a DeprecationWarning, an error under -W error) and gone in
+    Python 3.12, where ldap3's own fallback rejects every IP address; when that check fails it
+    also leaks the wrapped socket. Here the handshake fails before any LDAP message is sent.
+    """
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        context = ssl.create_default_context(cafile=self.ca_certs_file)  # CERT_REQUIRED + name
+        try:
+            connection.socket = context.wrap_socket(
+                connection.socket,
+                server_side=False,
+                do_handshake_on_connect=do_handshake,
+                server_hostname=connection.server.host,
+            )
+        except OSError as exc:  # ssl.SSLError included; ldap3 re-raises it wrapped in tuples
+            connection.tls_failure = exc
+            raise
+
+
 @dataclass(frozen=True)
 class ConnectionConfig:
     url: str
@@ -185,7 +213,7 @@ class Directory:
         tls = None
         if use_ssl or self.config.start_tls:
             ca_file = str(self.config.ca_file) if self.config.ca_file else None
-            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
+            tls = VerifiedTls(validate=ssl.CERT_REQUIRED, ca_certs_file=ca_file)
         return ldap3.Server(
             parts.hostname,
             port=parts.port or (636 if use_ssl else 389),
@@ -212,9 +240,29 @@ class Directory:
         )
 
     def _open(self, conn: Any) -> None:
-        conn.open()
-        if self.config.start_tls and not conn.start_tls():
-            raise ldap_errors.LDAPStartTLSError(f"StartTLS refused: {conn.result}")
+        """Connect and, with StartTLS, encrypt; any TLS failure raises before a bind is sent."""
+        try:
+            conn.open()
+            if self.config.start_tls and not conn.start_tls():
+                raise ldap_errors.LDAPStartTLSError(f"StartTLS refused: {conn.result}")
+        except ldap_errors.LDAPException as exc:
+            failure = getattr(conn, "tls_failure", None)
+            if failure is not None:
+                hint = ""
+                if isinstance(failure, ssl.SSLCertVerificationError):
+                    hint = (
+                        "; check SYNC_LDAP_CA_FILE and that the directory's certificate names "
+                        f"{conn.server.host}"
+                    )
+                raise TlsFailed(f"TLS handshake failed: {failure}{hint}") from None
+            if isinstance(exc, ldap_errors.LDAPStartTLSError):
+                result = conn.result or {}
+                raise TlsFailed(
+                    "StartTLS (SYNC_LDAP_START_TLS=true) refused by the directory: "
+                    f"{result.get('description')} ({result.get('result')}) "
+                    f"{result.get('message', '')}; does it have a TLS certificate configured?"
+                ) from None
+            raise
 
     # -- user binds ------------------------------------------------------------------------
 

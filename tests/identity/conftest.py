@@ -12,13 +12,13 @@ import pytest
 from sync_endpoint.identity.ldap import LdapIdentityProvider
 from sync_endpoint.settings import Secret, Settings
 from tests.identity.ldap_directory import BASE_DN, READONLY_DN, READONLY_PASSWORD, directory_ldif
-from tests.services.slapd import SlapdServer, require_slapd_or_skip
+from tests.services.slapd import SlapdServer, SlapdTls, require_slapd_or_skip
 
 
-def start_seeded_slapd() -> SlapdServer:
+def start_seeded_slapd(tls: SlapdTls | None = None) -> SlapdServer:
     """A new slapd holding the test directory (loaded offline with slapadd -n 1)."""
     require_slapd_or_skip()
-    server = SlapdServer()
+    server = SlapdServer(tls=tls)
     with tempfile.NamedTemporaryFile("w", suffix=".ldif", delete=False) as out:
         out.write(directory_ldif())
     try:

@@ -4,6 +4,10 @@ The configuration is the one verified there: cn=config loaded offline with `slap
 back_mdb, the core/cosine/nis/inetorgperson schemas and the suffix `dc=example,dc=org`, whose
 root DN `cn=admin,dc=example,dc=org` has the password `adminsecret`. Data can be loaded
 offline before start (`slapadd -n 1`) or online afterwards (`ldapadd` as the admin).
+
+With `tls=SlapdTls(...)` slapd also gets a certificate (olcTLS* in cn=config), so StartTLS works
+on the `ldap://` listener, and listens for `ldaps://` on a second port (`ldaps_url`). Debian's
+slapd is built with GnuTLS: the key must be an unencrypted PEM file.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.services.postgres import free_port
@@ -41,6 +46,15 @@ def slapd_missing() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SlapdTls:
+    """PEM files slapd serves TLS with (olcTLSCACertificateFile, …File, …KeyFile)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
 class SlapdServer:
     """One slapd on a free loopback port, its configuration and database in a temp dir."""
 
@@ -48,14 +62,22 @@ class SlapdServer:
     admin_dn = "cn=admin,dc=example,dc=org"
     admin_password = "adminsecret"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: SlapdTls | None = None) -> None:
         self.port = 0
+        self.tls = tls
+        self.ldaps_port = 0
         self.tmp: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"ldap://127.0.0.1:{self.port}"
+
+    @property
+    def ldaps_url(self) -> str:
+        """The `ldaps://` listener; only with a TLS setting."""
+        assert self.tls is not None, "SlapdServer(tls=...) serves ldaps://"
+        return f"ldaps://127.0.0.1:{self.ldaps_port}"
 
     @property
     def config_dir(self) -> Path:
@@ -77,12 +99,19 @@ class SlapdServer:
         assert self.tmp is not None
         t = self.tmp
         includes = "\n".join(f"include: file:///etc/ldap/schema/{s}.ldif" for s in SCHEMAS)
+        tls = ""
+        if self.tls is not None:
+            tls = (
+                f"olcTLSCACertificateFile: {self.tls.ca_file}\n"
+                f"olcTLSCertificateFile: {self.tls.cert_file}\n"
+                f"olcTLSCertificateKeyFile: {self.tls.key_file}\n"
+            )
         return f"""dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: {t}/slapd.pid
 olcArgsFile: {t}/slapd.args
-
+{tls}
 dn: cn=module{{0}},cn=config
 objectClass: olcModuleList
 cn: module{{0}}
@@ -132,6 +161,8 @@ olcAccess: {{1}}to * by users read by * none
             if data is not None:
                 self._run(str(SLAPADD), "-n", "1", "-F", str(self.config_dir), "-l", str(data))
             self.port = free_port()
+            if self.tls is not None:
+                self.ldaps_port = free_port()
             self._spawn(timeout)
         except BaseException:
             self.stop()
@@ -140,9 +171,12 @@ olcAccess: {{1}}to * by users read by * none
     def _spawn(self, timeout: float) -> None:
         assert self.tmp is not None
         ldapi = "ldapi://" + urllib.parse.quote(str(self.tmp / "ldapi"), safe="")
+        listeners = f"{self.url}/ {ldapi}"
+        if self.tls is not None:
+            listeners += f" {self.ldaps_url}/"
         with open(self.tmp / "slapd.log", "ab") as log:  # the child keeps its own fd
             self.proc = subprocess.Popen(
-                [str(SLAPD), "-h", f"{self.url}/ {ldapi}", "-F", str(self.config_dir), *DEBUG],
+                [str(SLAPD), "-h", listeners, "-F", str(self.config_dir), *DEBUG],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
