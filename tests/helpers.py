@@ -61,7 +61,7 @@ def row(
     **values: str | None,
 ) -> dict[str, Any]:
     """A Row as Android sends it: every retained column, sorted by column."""
-    columns = {c: None for c in CENSUS_RETAINED}
+    columns: dict[str, str | None] = dict.fromkeys(CENSUS_RETAINED)
     columns.update(values)
     return {
         "id": row_id if row_id is not None else new_id(),
