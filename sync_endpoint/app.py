@@ -10,7 +10,7 @@ from sync_endpoint.api.auth import auth_middleware
 from sync_endpoint.api.middleware import add_odk_headers, error_middleware, request_log_middleware
 from sync_endpoint.api.routes import setup_routes
 from sync_endpoint.appkeys import Services, services_key, settings_key
-from sync_endpoint.identity import open_identity_provider
+from sync_endpoint.identity import open_identity_provider, open_login_throttle
 from sync_endpoint.settings import Settings
 from sync_endpoint.storage import open_file_store, open_storage
 
@@ -36,7 +36,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     storage = open_storage(settings)
     identity = open_identity_provider(settings)
     files = open_file_store(settings, storage)
-    app[services_key] = Services(settings=settings, storage=storage, identity=identity, files=files)
+    app[services_key] = Services(
+        settings=settings,
+        storage=storage,
+        identity=identity,
+        files=files,
+        throttle=open_login_throttle(settings),
+    )
     try:
         yield
     finally:

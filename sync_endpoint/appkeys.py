@@ -8,6 +8,7 @@ from aiohttp import web
 
 from sync_endpoint.core.models import Principal
 from sync_endpoint.core.ports import FileStore, IdentityProvider, Storage
+from sync_endpoint.identity.throttle import LoginThrottle
 from sync_endpoint.settings import Settings
 
 
@@ -19,6 +20,7 @@ class Services:
     storage: Storage
     identity: IdentityProvider
     files: FileStore
+    throttle: LoginThrottle
 
 
 settings_key = web.AppKey("settings", Settings)

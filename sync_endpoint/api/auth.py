@@ -18,7 +18,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from sync_endpoint.api.middleware import Handler
-from sync_endpoint.appkeys import PRINCIPAL, Services, services_key
+from sync_endpoint.appkeys import PRINCIPAL, services_key
 from sync_endpoint.core import roles
 from sync_endpoint.core.models import Principal
 from sync_endpoint.errors import (
@@ -27,7 +27,6 @@ from sync_endpoint.errors import (
     BadRequestError,
     PermissionDenied,
 )
-from sync_endpoint.identity.throttle import LoginThrottle
 from sync_endpoint.settings import Settings
 
 ANONYMOUS_LOGIN = "anonymousUser"
@@ -119,31 +118,22 @@ def client_address(request: web.Request, settings: Settings) -> str:
     return peer
 
 
-def login_throttle(services: Services) -> LoginThrottle | None:
-    """The throttle of the identity stack (identity.open_identity_provider), if it has one."""
-    throttle = getattr(services.identity, "throttle", None)
-    return throttle if isinstance(throttle, LoginThrottle) else None
-
-
 async def resolve_principal(request: web.Request) -> Principal:
     services = request.app[services_key]
     credentials = basic_credentials(request)
     if credentials is None:
         return anonymous_principal(services.settings)
     login, password = credentials
-    throttle = login_throttle(services)
+    throttle = services.throttle
     address = client_address(request, services.settings)
-    if throttle is not None:
-        throttle.check(login, address)  # 429 while the login name or the address is blocked
+    throttle.check(login, address)  # 429 while the login name or the address is blocked
     principal = await services.identity.authenticate(login, password)
     if principal is None:
-        if throttle is not None:
-            delay = throttle.failed(login, password, address)
-            if delay > 0:
-                await asyncio.sleep(delay)
+        delay = throttle.failed(login, password, address)
+        if delay > 0:
+            await asyncio.sleep(delay)
         raise AuthenticationRequired("Invalid user name or password")
-    if throttle is not None:
-        throttle.succeeded(login, address)
+    throttle.succeeded(login, address)
     return principal
 
 

@@ -32,12 +32,14 @@ def open_backend(settings: Settings) -> IdentityProvider:
 
 
 def open_identity_provider(settings: Settings) -> CachingIdentityProvider:
-    """The configured backend wrapped in the credential cache, with the login throttle."""
-    throttle = LoginThrottle(
+    """The configured backend wrapped in the credential cache."""
+    return CachingIdentityProvider(open_backend(settings), settings.credential_cache_seconds)
+
+
+def open_login_throttle(settings: Settings) -> LoginThrottle:
+    """Failed-login throttling, consulted by the authentication middleware."""
+    return LoginThrottle(
         settings.auth_failures_before_delay,
         settings.auth_failures_before_block,
         settings.auth_block_seconds,
-    )
-    return CachingIdentityProvider(
-        open_backend(settings), settings.credential_cache_seconds, throttle=throttle
     )

@@ -16,15 +16,10 @@ from collections.abc import Callable
 
 from sync_endpoint.core.models import Principal, UserInfo
 from sync_endpoint.core.ports import IdentityProvider
-from sync_endpoint.identity.throttle import LoginThrottle
 
 
 class CachingIdentityProvider:
-    """Wraps another provider; `ttl` seconds of 0 disables caching.
-
-    It also carries the failed-login throttle of the same identity stack (`throttle`), which
-    the authentication middleware consults around each credential check.
-    """
+    """Wraps another provider; `ttl` seconds of 0 disables caching."""
 
     def __init__(
         self,
@@ -32,10 +27,8 @@ class CachingIdentityProvider:
         ttl: float,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 10_000,
-        throttle: LoginThrottle | None = None,
     ) -> None:
         self.inner = inner
-        self.throttle = throttle
         self.ttl = ttl
         self.clock = clock
         self.max_entries = max_entries

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from sync_endpoint.core.roles import anonymous_authorities
 from sync_endpoint.errors import ConfigError
-from sync_endpoint.identity import open_identity_provider
+from sync_endpoint.identity import open_identity_provider, open_login_throttle
 from sync_endpoint.identity.activedirectory import ActiveDirectoryIdentityProvider
 from sync_endpoint.identity.dhis2 import Dhis2IdentityProvider
 from sync_endpoint.identity.file import FileIdentityProvider
@@ -158,13 +158,15 @@ def test_parsed_values() -> None:
 async def test_open_identity_provider_selects_the_backend(
     environ: dict[str, str], kind: type, tmp_path: Path
 ) -> None:
-    """open_identity_provider wraps the configured backend in the cache, with the throttle."""
+    """open_identity_provider wraps the configured backend in the cache; the throttle comes
+    from the same settings."""
     settings = load_settings({**environ, "SYNC_DATA_DIR": str(tmp_path)})
     stack = open_identity_provider(settings)
     try:
         assert isinstance(stack.inner, kind)
-        assert isinstance(stack.throttle, LoginThrottle)
-        assert stack.throttle.failures_before_block == 20
+        throttle = open_login_throttle(settings)
+        assert isinstance(throttle, LoginThrottle)
+        assert throttle.failures_before_block == 20
     finally:
         await stack.close()
 
