@@ -30,6 +30,7 @@ import yaml
 
 from tests.deploy.support import REPO, read_env
 from tests.services.postgres import free_port
+from tests.services.process import terminate
 from tests.services.slapd import SlapdServer, require_slapd_or_skip
 
 PLA = Path("/usr/share/phpldapadmin")
@@ -161,13 +162,7 @@ class PhpLdapAdmin:
 
     def stop(self) -> None:
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc, signal.SIGTERM, timeout=10)
             self.proc = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 

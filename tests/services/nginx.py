@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tests.services.postgres import free_port
+from tests.services.process import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RENDER = REPO_ROOT / "nginx" / "render.py"
@@ -210,13 +211,7 @@ http {{
     def stop(self) -> None:
         """SIGQUIT (graceful), SIGKILL if it hangs; then remove the temp dir."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGQUIT)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc, signal.SIGQUIT, timeout=10)
             self.proc = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.services.process import terminate
+
 ENV_URL = "SYNC_TEST_DATABASE_URL"
 
 
@@ -117,13 +119,7 @@ class PostgresCluster:
     def stop(self) -> None:
         """SIGINT is 'fast shutdown'; SIGTERM would wait for leaked test connections."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
-                try:
-                    self.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc, signal.SIGINT, timeout=30)
             self.proc = None
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)

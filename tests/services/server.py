@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from tests.services.postgres import free_port
+from tests.services.process import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,13 +122,7 @@ class ServerProcess:
     def stop(self) -> None:
         """SIGTERM for a graceful shutdown; kill if it hangs so tests never stall."""
         if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc, signal.SIGTERM, timeout=10)
             self.proc = None
 
     def __enter__(self) -> ServerProcess:

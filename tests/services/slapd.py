@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.services.postgres import free_port
+from tests.services.process import terminate
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -235,12 +236,7 @@ olcAccess: {{1}}to * by users read by * none
         if self.proc is not None:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGCONT)  # in case a test paused it
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            terminate(self.proc, signal.SIGTERM, timeout=10)
             self.proc = None
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
