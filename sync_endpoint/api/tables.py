@@ -23,19 +23,25 @@ from sync_endpoint.api.serialization import (
 from sync_endpoint.api.urls import Urls
 from sync_endpoint.appkeys import principal_of
 from sync_endpoint.core import tables as table_rules
+from sync_endpoint.core.files import listed, manifest_etag_of
 from sync_endpoint.core.models import TableEntry
 from sync_endpoint.core.paging import encode_cursor
 
 
-async def _resource(request: web.Request, urls: Urls, table: TableEntry) -> JsonDict:
+def _resource(urls: Urls, table: TableEntry, manifest: str) -> JsonDict:
     app_id, table_id = table.app_id, table.table_id
     return table_resource(
         table,
         urls.table(app_id, table_id),
         urls.definition(app_id, table_id, table.schema_etag),
         urls.acl(app_id, table_id),
-        await manifest_etag(request, app_id, table_id),
+        manifest,
     )
+
+
+async def _one_resource(request: web.Request, table: TableEntry) -> JsonDict:
+    etag = await manifest_etag(request, table.app_id, table.table_id)
+    return _resource(Urls(request), table, etag)
 
 
 @requires(Need.SYNC)
@@ -47,9 +53,11 @@ async def list_tables(request: web.Request) -> web.Response:
     page = await services(request).storage.list_tables(app_id, page_req)
     urls = Urls(request)
     items = sorted(page.items, key=lambda t: (t.table_id, t.schema_etag))
+    files = await services(request).files.list_table_files(app_id, "2", [t.table_id for t in items])
+    etags = {table_id: manifest_etag_of(listed(found)) for table_id, found in files.items()}
     cursor = request.query.get("cursor") or None
     body = {
-        "tables": [await _resource(request, urls, t) for t in items],
+        "tables": [_resource(urls, t, etags[t.table_id]) for t in items],
         "appLevelManifestETag": await manifest_etag(request, app_id, None),
         "webSafeRefetchCursor": cursor,
         "webSafeBackwardCursor": _cursor(query, page.first_key, True),
@@ -68,7 +76,7 @@ def _cursor(query: str, key: int | str | None, backward: bool) -> str | None:
 async def get_table(request: web.Request) -> web.Response:
     """GET /odktables/{appId}/tables/{tableId}"""
     table = await table_of(request)
-    return json_response(request, await _resource(request, Urls(request), table))
+    return json_response(request, await _one_resource(request, table))
 
 
 @requires(Need.ADMIN)
@@ -83,7 +91,7 @@ async def create_table(request: web.Request) -> web.Response:
         columns,
         principal_of(request).login,
     )
-    return json_response(request, await _resource(request, Urls(request), table))
+    return json_response(request, await _one_resource(request, table))
 
 
 @requires(Need.SYNC)

@@ -184,6 +184,10 @@ class FileStore(Protocol):
         self, app_id: str, version: str, table_id: str | None
     ) -> list[StoredFile]: ...
 
+    async def list_table_files(
+        self, app_id: str, version: str, table_ids: list[str]
+    ) -> dict[str, list[StoredFile]]: ...
+
     async def client_versions(self, app_id: str) -> list[str]: ...
 
     async def get_attachment(

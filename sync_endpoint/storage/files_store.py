@@ -123,6 +123,25 @@ class SqlFileStore:
             )
             return [_file(r) for r in result.mappings()]
 
+    async def list_table_files(
+        self, app_id: str, version: str, table_ids: list[str]
+    ) -> dict[str, list[StoredFile]]:
+        """Table-level files of several tables in one query (the table list needs them all)."""
+        found: dict[str, list[StoredFile]] = {table_id: [] for table_id in table_ids}
+        if not table_ids:
+            return found
+        async with self.db.snapshot() as conn:
+            result = await conn.execute(
+                select(sync_files).where(
+                    sync_files.c.app_id == app_id,
+                    sync_files.c.client_version == version,
+                    sync_files.c.table_id.in_(table_ids),
+                )
+            )
+            for record in result.mappings():
+                found[record["table_id"]].append(_file(record))
+        return found
+
     async def client_versions(self, app_id: str) -> list[str]:
         async with self.db.snapshot() as conn:
             result = await conn.execute(
