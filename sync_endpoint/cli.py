@@ -31,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="create or upgrade the database schema (safe to repeat)")
     sub.add_parser("check-config", help="validate and print the effective settings")
+    gc = sub.add_parser(
+        "gc-blobs", help="remove file bodies no file or attachment refers to (crash leftovers)"
+    )
+    gc.add_argument(
+        "--older-than",
+        type=float,
+        default=3600,
+        metavar="SECONDS",
+        help="only blobs written at least this long ago (default 3600: never an upload in flight)",
+    )
 
     users = sub.add_parser("users", help="manage the embedded file directory")
     users_sub = users.add_subparsers(dest="users_command", required=True)
@@ -68,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(settings)
     if args.command == "check-config":
         return _check_config(settings)
+    if args.command == "gc-blobs":
+        return asyncio.run(_gc_blobs(settings, args.older_than))
     return _users(settings, args)
 
 
@@ -97,6 +109,18 @@ def _migrate(settings: Settings) -> int:
 
     run_upgrade(settings.effective_database_url)
     print("database schema is up to date")
+    return 0
+
+
+async def _gc_blobs(settings: Settings, older_than: float) -> int:
+    from sync_endpoint.storage import open_file_store, open_storage
+
+    storage = open_storage(settings)
+    try:
+        removed = await open_file_store(settings, storage).sweep_blobs(older_than)
+    finally:
+        await storage.close()
+    print(f"removed {removed} unreferenced blob(s) from the {settings.blob_store} store")
     return 0
 
 

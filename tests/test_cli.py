@@ -190,3 +190,9 @@ def test_bad_value_exits_2(cli: Cli) -> None:
     result = cli("check-config", SYNC_PORT="eighty")
     assert result.returncode == 2
     assert "SYNC_PORT" in result.stderr
+
+
+def test_gc_blobs_runs_on_a_migrated_database(cli: Cli) -> None:
+    """`gc-blobs` sweeps nothing on a fresh database and reports it."""
+    ok(cli("migrate"))
+    assert "removed 0 unreferenced blob(s) from the database store" in ok(cli("gc-blobs"))

@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -43,6 +43,23 @@ class BlobStore(Protocol):
     async def discard(self, refs: Sequence[str]) -> None:
         """Remove blobs no committed metadata refers to any more."""
         ...
+
+    async def sweep(self, older_than: float) -> int:
+        """Remove unreferenced blobs older than `older_than` seconds (left by a crash between a
+        blob write and its metadata commit); returns how many were removed."""
+        ...
+
+
+async def referenced_refs(db: Database, prefix: str) -> set[str]:
+    """Every blob ref with this prefix that a config file or an attachment points at."""
+    async with db.snapshot() as conn:
+        refs: set[str] = set()
+        for table in (sync_files, sync_attachments):
+            result = await conn.execute(
+                select(table.c.blob_ref).where(table.c.blob_ref.startswith(prefix))
+            )
+            refs.update(r[0] for r in result)
+    return refs
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -108,6 +125,17 @@ class DatabaseBlobStore:
             if data:
                 yield bytes(data)
             position += 1
+
+    async def sweep(self, older_than: float) -> int:
+        used = {int(r.removeprefix("db:")) for r in await referenced_refs(self.db, "db:")}
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+        async with self.db.snapshot() as conn:
+            result = await conn.execute(
+                select(sync_blobs.c.pk).where(sync_blobs.c.created_at < cutoff)
+            )
+            stale = [f"db:{pk}" for (pk,) in result if pk not in used]
+        await self.discard(stale)
+        return len(stale)
 
     async def discard(self, refs: Sequence[str]) -> None:
         pks = [int(r.removeprefix("db:")) for r in refs if r.startswith("db:")]
@@ -197,6 +225,28 @@ class FilesystemBlobStore:
         with contextlib.suppress(FileNotFoundError):
             if time.time() - path.stat().st_mtime > self.GRACE_SECONDS:
                 path.unlink()
+
+    async def sweep(self, older_than: float) -> int:
+        used = await referenced_refs(self.db, "fs:")
+
+        def candidates() -> list[str]:
+            cutoff = time.time() - older_than
+            found = []
+            for path in self.root.glob("??/??/*"):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    found.append(f"fs:{path.name}")
+            return found
+
+        def leftovers() -> None:  # temporary files of uploads cut off by a crash
+            cutoff = time.time() - older_than
+            for path in (self.root / "tmp").glob("*"):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(leftovers)
+        stale = [ref for ref in await asyncio.to_thread(candidates) if ref not in used]
+        await self.discard(stale)
+        return len(stale)
 
     async def discard(self, refs: Sequence[str]) -> None:
         for ref in refs:

@@ -155,6 +155,9 @@ class SqlFileStore:
     async def discard_refs(self, refs: list[str]) -> None:
         await self.blobs.discard(refs)
 
+    async def sweep_blobs(self, older_than: float) -> int:
+        return await self.blobs.sweep(older_than)
+
     # -- row attachments -------------------------------------------------------------------
 
     async def get_attachment(self, table: TableEntry, row_id: str, path: str) -> StoredFile | None:
