@@ -219,12 +219,12 @@ class SqlStorage:
     async def create_table(
         self, app_id: str, table_id: str, columns: Sequence[Column], creator: str
     ) -> tuple[TableEntry, bool]:
-        async with self.db.write(lock=(app_id, table_id)) as conn:
-            existing = await self._get_table(conn, app_id, table_id)
-            if existing is not None:
-                return existing, False
-            schema_etag = f"uuid:{uuid.uuid4()}"
-            try:
+        schema_etag = f"uuid:{uuid.uuid4()}"
+        try:
+            async with self.db.write(lock=(app_id, table_id)) as conn:
+                existing = await self._get_table(conn, app_id, table_id)
+                if existing is not None:
+                    return existing, False
                 result = await conn.execute(
                     insert(sync_tables).returning(sync_tables.c.pk),
                     {
@@ -236,18 +236,19 @@ class SqlStorage:
                         "created_at": _now(),
                     },
                 )
-            except IntegrityError:
-                # Another writer won a race the lock should have prevented (SQLite without it).
-                raise TableNotFound(f"Table not found\n{table_id}") from None
-            pk = int(result.scalar_one())
-            await conn.execute(
-                insert(sync_table_acls),
-                {"table_pk": pk, "scope_type": "USER", "scope_value": creator, "role": "OWNER"},
-            )
-        return (
-            TableEntry(pk, app_id, table_id, schema_etag, None, tuple(columns)),
-            True,
-        )
+                pk = int(result.scalar_one())
+                await conn.execute(
+                    insert(sync_table_acls),
+                    {"table_pk": pk, "scope_type": "USER", "scope_value": creator, "role": "OWNER"},
+                )
+        except IntegrityError:
+            # The table lock makes this unreachable; should another writer still win the unique
+            # (app_id, table_id) race, its table is the answer, as for any repeated create.
+            winner = await self.get_table(app_id, table_id)
+            if winner is None:
+                raise
+            return winner, False
+        return TableEntry(pk, app_id, table_id, schema_etag, None, tuple(columns)), True
 
     async def delete_table(self, table: TableEntry) -> list[str]:
         refs: list[str] = []
