@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import secrets
+import string
 import sys
 from pathlib import Path
 
@@ -124,6 +125,12 @@ async def _gc_blobs(settings: Settings, older_than: float) -> int:
     return 0
 
 
+def _generated_password(length: int = 16) -> str:
+    """Letters and digits only: easy to type on a phone, never mistaken for a CLI option."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
 def _check_config(settings: Settings) -> int:
     for key, value in describe(settings):
         print(f"{key}={value}")
@@ -155,7 +162,7 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             password = settings.admin_password.get()
             generated = not password
-            password = password or secrets.token_urlsafe(12)
+            password = password or _generated_password()
             directory.add_user(settings.admin_user, password, ["site_admins"])
         shown = password if generated else "(from SYNC_ADMIN_PASSWORD)"
         print(f"created administrator {settings.admin_user!r} with password: {shown}")
