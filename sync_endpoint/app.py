@@ -13,6 +13,7 @@ from sync_endpoint.appkeys import Services, services_key, settings_key
 from sync_endpoint.identity import open_identity_provider, open_login_throttle
 from sync_endpoint.settings import Settings
 from sync_endpoint.storage import open_file_store, open_storage
+from sync_endpoint.storage.login_throttle import SqlLoginFailures
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -41,7 +42,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         storage=storage,
         identity=identity,
         files=files,
-        throttle=open_login_throttle(settings),
+        throttle=open_login_throttle(settings, SqlLoginFailures(storage.db)),
     )
     try:
         yield

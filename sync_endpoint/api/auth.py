@@ -126,14 +126,16 @@ async def resolve_principal(request: web.Request) -> Principal:
     login, password = credentials
     throttle = services.throttle
     address = client_address(request, services.settings)
-    throttle.check(login, address)  # 429 while the login name or the address is blocked
+    # 429 while the login name or the address is blocked (one indexed read, shared by replicas)
+    counted = await throttle.check(login, address)
     principal = await services.identity.authenticate(login, password)
     if principal is None:
-        delay = throttle.failed(login, password, address)
+        delay = await throttle.failed(login, password, address)
         if delay > 0:
             await asyncio.sleep(delay)
         raise AuthenticationRequired("Invalid user name or password")
-    throttle.succeeded(login, address)
+    if counted:  # only a login with failures counted needs a write to clear them
+        await throttle.succeeded(login, address)
     return principal
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sync_endpoint.core.ports import IdentityProvider
 from sync_endpoint.identity.cache import CachingIdentityProvider
 from sync_endpoint.identity.file import DirectoryFile, FileIdentityProvider
-from sync_endpoint.identity.throttle import LoginThrottle
+from sync_endpoint.identity.throttle import FailureStore, LoginThrottle
 from sync_endpoint.settings import Settings
 
 
@@ -36,9 +36,11 @@ def open_identity_provider(settings: Settings) -> CachingIdentityProvider:
     return CachingIdentityProvider(open_backend(settings), settings.credential_cache_seconds)
 
 
-def open_login_throttle(settings: Settings) -> LoginThrottle:
-    """Failed-login throttling, consulted by the authentication middleware."""
+def open_login_throttle(settings: Settings, store: FailureStore) -> LoginThrottle:
+    """Failed-login throttling, consulted by the authentication middleware; its counts live in
+    `store` (the storage's database), so every replica sharing it shares them."""
     return LoginThrottle(
+        store,
         settings.auth_failures_before_delay,
         settings.auth_failures_before_block,
         settings.auth_block_seconds,

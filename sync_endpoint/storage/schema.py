@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -194,4 +195,39 @@ sync_attachments = Table(
     Column("path", String(1024), nullable=False),
     *_file_columns(),
     PrimaryKeyConstraint("table_pk", "row_id", "path"),
+)
+
+# -- failed-login throttling, shared by every replica (migration 0003) -----------------------
+
+#: One row per login name ("login:<casefolded>") or client address ("addr:<ip>") with recent
+#: failures; times are epoch seconds. Rows are forgotten `block_seconds` after `last_failure`.
+sync_login_throttle = Table(
+    "sync_login_throttle",
+    metadata,
+    Column("scope", String(255), primary_key=True),
+    Column("last_failure", Double, nullable=False),
+    Column("blocked_until", Double, nullable=False),
+    Index(None, "last_failure"),
+)
+
+#: The distinct wrong credentials (HMAC tags) counted for a scope.
+sync_login_failures = Table(
+    "sync_login_failures",
+    metadata,
+    Column(
+        "scope",
+        String(255),
+        ForeignKey("sync_login_throttle.scope", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("tag", String(64), nullable=False),
+    PrimaryKeyConstraint("scope", "tag"),
+)
+
+#: Server-wide secrets created on first use (e.g. the login throttle's HMAC key).
+sync_secrets = Table(
+    "sync_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
 )

@@ -18,6 +18,8 @@ from sync_endpoint.identity.file import FileIdentityProvider
 from sync_endpoint.identity.ldap import LdapIdentityProvider
 from sync_endpoint.identity.throttle import LoginThrottle
 from sync_endpoint.settings import load_settings
+from sync_endpoint.storage.engines import open_database
+from sync_endpoint.storage.login_throttle import SqlLoginFailures
 
 LDAP_OK = {"SYNC_IDENTITY_BACKEND": "ldap", "SYNC_LDAP_BIND_PASSWORD": "readonly"}
 AD_OK = {**LDAP_OK, "SYNC_IDENTITY_BACKEND": "activedirectory", "SYNC_AD_DOMAIN": "corp.example"}
@@ -162,13 +164,17 @@ async def test_open_identity_provider_selects_the_backend(
     from the same settings."""
     settings = load_settings({**environ, "SYNC_DATA_DIR": str(tmp_path)})
     stack = open_identity_provider(settings)
+    db = open_database(settings.effective_database_url, settings.lock_timeout_seconds)
     try:
         assert isinstance(stack.inner, kind)
-        throttle = open_login_throttle(settings)
+        store = SqlLoginFailures(db)
+        throttle = open_login_throttle(settings, store)
         assert isinstance(throttle, LoginThrottle)
         assert throttle.failures_before_block == 20
+        assert throttle.store is store  # counts live in the shared database
     finally:
         await stack.close()
+        await db.dispose()
 
 
 def test_anonymous_authorities_with_attachment_access() -> None:
