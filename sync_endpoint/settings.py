@@ -237,7 +237,8 @@ def _networks(key: str, raw: str) -> tuple[Network, ...]:
     return tuple(nets)
 
 
-def _base_url(key: str, raw: str) -> str:
+def _http_url(key: str, raw: str, expected: str) -> str:
+    """An absolute http(s) URL without credentials, query or fragment; '' when unset."""
     value = raw.strip().rstrip("/")
     if not value:
         return ""
@@ -245,8 +246,12 @@ def _base_url(key: str, raw: str) -> str:
     if parts.username is not None or parts.password is not None:
         raise ConfigError(f"{key}: must not contain a user name or password")
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"{key}: expected an absolute http(s) URL without query, got {raw!r}")
+        raise ConfigError(f"{key}: {expected}")
     return value
+
+
+def _base_url(key: str, raw: str) -> str:
+    return _http_url(key, raw, f"expected an absolute http(s) URL without query, got {raw!r}")
 
 
 def _ldap_url(key: str, raw: str) -> str:
@@ -268,15 +273,7 @@ def _ldap_url(key: str, raw: str) -> str:
 
 
 def _dhis2_url(key: str, raw: str) -> str:
-    value = raw.strip().rstrip("/")
-    if not value:
-        return ""
-    parts = urlsplit(value)
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(f"{key}: must not contain a user name or password")
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ConfigError(f"{key}: expected an http(s) URL such as https://dhis2.example.org/api")
-    return value
+    return _http_url(key, raw, "expected an http(s) URL such as https://dhis2.example.org/api")
 
 
 def _member_filter(key: str, raw: str) -> str:
