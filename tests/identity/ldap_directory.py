@@ -105,9 +105,9 @@ def _group(dn: str, cn: str, gid: int, members: list[str]) -> Record:
     return dn, pairs
 
 
-def directory_ldif() -> str:
-    """The whole test directory as LDIF (root entry first, as slapadd needs)."""
-    records: list[Record] = [
+def root_records() -> list[Record]:
+    """The root entry and the read-only lookup account: what precedes ldap/bootstrap.ldif."""
+    return [
         (
             BASE_DN,
             [
@@ -129,6 +129,11 @@ def directory_ldif() -> str:
             ],
         ),
     ]
+
+
+def directory_ldif() -> str:
+    """The whole test directory as LDIF (root entry first, as slapadd needs)."""
+    records = root_records()
     for dn, attrs in ldif.parse(BOOTSTRAP.read_text(encoding="utf-8")):
         pairs = [(name, value) for name, values in attrs.items() for value in values]
         gid = int(attrs["gidnumber"][0]) if "gidnumber" in attrs else None

@@ -35,7 +35,13 @@ from sync_endpoint.identity import ldif, open_backend
 from sync_endpoint.identity.passwords import hash_password
 from sync_endpoint.settings import Secret, Settings
 from tests.conftest import make_settings
-from tests.identity.ldap_directory import BASE_DN, BOOTSTRAP, READONLY_DN, READONLY_PASSWORD
+from tests.identity.ldap_directory import (
+    BASE_DN,
+    BOOTSTRAP,
+    READONLY_DN,
+    READONLY_PASSWORD,
+    root_records,
+)
 from tests.services.slapd import SlapdServer, require_slapd_or_skip
 
 PREFIX = "default_prefix"
@@ -142,28 +148,7 @@ def build_directory_ldif() -> str:
     for person in PEOPLE.values():
         for group in person.groups:
             members.setdefault(GIDS[group], []).append(person.uid)
-    records: list[tuple[str, list[tuple[str, str]]]] = [
-        (
-            BASE_DN,
-            [
-                ("objectClass", "top"),
-                ("objectClass", "dcObject"),
-                ("objectClass", "organization"),
-                ("dc", "example"),
-                ("o", "Open Data Kit"),
-            ],
-        ),
-        (
-            READONLY_DN,
-            [
-                ("objectClass", "top"),
-                ("objectClass", "organizationalRole"),
-                ("objectClass", "simpleSecurityObject"),
-                ("cn", "readonly"),
-                ("userPassword", hash_password(READONLY_PASSWORD)),
-            ],
-        ),
-    ]
+    records = root_records()
     for dn, attrs in ldif.parse(BOOTSTRAP.read_text(encoding="utf-8")):
         pairs = [(name, value) for name, values in attrs.items() for value in values]
         if "gidnumber" in attrs:
